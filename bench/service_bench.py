@@ -1,0 +1,220 @@
+"""Matching service under load: `hashbank serve --workers 2` on a big bank, driven from another process.
+
+Builds (once, cached in --dir) a bank of --entries random PDQ hashes plus the PDQ hashes of the
+imagenet-sample photos, starts the server with 2 workers on 127.0.0.1, waits for /readyz, then
+drives it for --seconds per phase at --clients concurrent keep-alive connections from a separate
+process (raw asyncio HTTP/1.1):
+
+  lookup  POST /v1/match        one PDQ fingerprint per request (half of them known)
+  image   POST /v1/match/file   an imagenet-sample JPEG per request (hashed and matched)
+
+and prints requests/s, p50/p99 latency and errors, against the bars (lookup >= 3,000/s, image >= 300/s,
+p99 <= 50 ms, no errors). The ceiling it is compared with: the same lookups done directly through
+the Matcher in this process (no HTTP).
+
+    python bench/service_bench.py [--entries 10000000] [--seconds 10] [--clients 32] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample-1000" / "images"
+BANK = "bench"
+
+
+def build_store(url: str, entries: int, photos: list[Path]) -> list[str]:
+    """The bench bank (built once): ``entries`` random PDQ values incl. the photos' own; returns the known ones."""
+    from hashbank.signals.compute import hash_file
+    from hashbank.store import NewEntry, NotFound, open_store
+
+    known = [hash_file(p, signals=["pdq"]).pdq for p in photos]
+    known = [k for k in known if k]
+    with open_store(url) as store:
+        try:
+            store.get_bank(BANK)
+            if store.stats(BANK)["entries"] >= entries:
+                return known
+        except NotFound:
+            store.create_bank(BANK)
+        rng = np.random.default_rng(7)
+        start, made = time.perf_counter(), 0
+
+        def rows():  # type: ignore[no-untyped-def]
+            nonlocal made
+            yield from (NewEntry("pdq", k, category="1") for k in known)
+            remaining = entries - len(known)
+            while remaining > 0:
+                n = min(remaining, 200_000)
+                for raw in rng.integers(0, 256, size=(n, 32), dtype=np.uint8):
+                    yield NewEntry("pdq", raw.tobytes().hex())
+                remaining -= n
+                made += n
+                print(f"  {made:,} entries in {time.perf_counter() - start:.0f} s", file=sys.stderr, end="\r")
+
+        store.add_entries(BANK, rows(), added_by="bench", batch_size=50_000)
+        print(f"\nbuilt {entries:,} entries in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return known
+
+
+async def _client(
+    host: str, port: int, requests: list[bytes], stop: float, lat: list[float], errors: list[str]
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    i = random.randrange(len(requests))
+    try:
+        while time.perf_counter() < stop:
+            request = requests[i % len(requests)]
+            i += 1
+            t0 = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length)
+            lat.append(time.perf_counter() - t0)
+            if status != 200:
+                errors.append(f"HTTP {status}: {body[:200]!r}")
+    finally:
+        writer.close()
+
+
+def drive(url: str, requests: list[bytes], clients: int, seconds: float, out: multiprocessing.Queue) -> None:
+    """Runs in its own process: ``clients`` connections sending ``requests`` round-robin for ``seconds``."""
+    host, port = url.removeprefix("http://").split(":")
+    lat: list[float] = []
+    errors: list[str] = []
+
+    async def main() -> float:
+        stop = time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        await asyncio.gather(*(_client(host, int(port), requests, stop, lat, errors) for _ in range(clients)))
+        return time.perf_counter() - t0
+
+    elapsed = asyncio.run(main())
+    lat.sort()
+    out.put({"requests": len(lat), "seconds": elapsed, "errors": len(errors), "first_error": errors[:1],
+             "p50": lat[len(lat) // 2] if lat else 0, "p99": lat[int(len(lat) * 0.99)] if lat else 0})
+
+
+def http_request(path: str, key: str, body: bytes, content_type: str) -> bytes:
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def phase(name: str, url: str, requests: list[bytes], clients: int, seconds: float) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=drive, args=(url, requests, clients, seconds, out))
+    proc.start()
+    stats = out.get(timeout=seconds + 120)
+    proc.join()
+    stats["rate"] = stats["requests"] / stats["seconds"]
+    print(f"{name:<8} {stats['rate']:>9,.0f} req/s   p50 {stats['p50'] * 1000:6.2f} ms   "
+          f"p99 {stats['p99'] * 1000:6.2f} ms   errors {stats['errors']}  {stats['first_error'] or ''}")
+    return stats
+
+
+def ceiling(url: str, queries: list[str], seconds: float) -> float:
+    """Lookups per second straight through the Matcher, no HTTP: what the service could at most do."""
+    from hashbank.matching import Matcher
+    from hashbank.store import open_store
+
+    with open_store(url) as store:
+        matcher = Matcher(store)
+        matcher.catch_up()
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            matcher.match_values({"pdq": queries[n % len(queries)]})
+            n += 1
+        return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entries", type=int, default=10_000_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/hashbank-service-bench"))
+    parser.add_argument("--photos", type=int, default=200)
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"skipped: benign photo corpus not found at {DATA}")
+    photos = sorted(DATA.glob("*.JPEG"))[: args.photos]
+    args.dir.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{args.dir / f'bench-{args.entries}.db'}"
+    env = {**os.environ, "HASHBANK_HOME": str(args.dir), "HASHBANK_DATABASE_URL": url,
+           "HASHBANK_RATE_LIMIT": "1000000", "HASHBANK_RATE_BURST": "1000000"}
+    os.environ.update(env)
+    known = build_store(url, args.entries, photos)
+
+    from hashbank.service.keys import KeyRing
+    from hashbank.store import open_store
+
+    with open_store(url) as store:
+        key = KeyRing(store.engine).create("matcher", name="bench")[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server_url = f"http://127.0.0.1:{port}"
+    log = open(args.dir / "server.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "hashbank.cli", "serve", "--port", str(port),
+                               "--workers", str(args.workers)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        import httpx
+
+        t0 = time.perf_counter()
+        while True:
+            if server.poll() is not None:
+                sys.exit(f"server exited: {(args.dir / 'server.log').read_text()[-2000:]}")
+            try:
+                ready = [httpx.get(f"{server_url}/readyz", timeout=2).status_code == 200 for _ in range(8)]
+                if all(ready):
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        print(f"server ready with {args.workers} workers on {args.entries:,} entries after "
+              f"{time.perf_counter() - t0:.1f} s")
+        rng = np.random.default_rng(1)
+        randoms = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() for _ in range(len(known))]
+        queries = [q for pair in zip(known, randoms, strict=False) for q in pair]
+        lookups = [http_request("/v1/match", key, json.dumps({"items": [{"pdq": q}]}).encode(), "application/json")
+                   for q in queries]
+        images = [http_request("/v1/match/file", key, p.read_bytes(), "application/octet-stream") for p in photos]
+        print(f"driving for {args.seconds:g} s per phase at {args.clients} clients from another process")
+        results = {"lookup": phase("lookup", server_url, lookups, args.clients, args.seconds),
+                   "image": phase("image", server_url, images, args.clients, args.seconds)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    top = ceiling(url, queries, min(args.seconds, 5.0))
+    print(f"ceiling  {top:>9,.0f} lookups/s through the Matcher in one process, no HTTP "
+          f"(service reaches {results['lookup']['rate'] / top:.0%} of it)")
+    bars = {"lookup >= 3,000 req/s": results["lookup"]["rate"] >= 3000,
+            "image >= 300 req/s": results["image"]["rate"] >= 300,
+            "p99 <= 50 ms": all(r["p99"] <= 0.05 for r in results.values()),
+            "zero errors": all(r["errors"] == 0 for r in results.values())}
+    for bar, ok in bars.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {bar}")
+
+
+if __name__ == "__main__":
+    main()

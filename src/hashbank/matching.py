@@ -1,0 +1,238 @@
+"""The one place that turns fingerprints into matches.
+
+A :class:`Matcher` keeps, per signal, an index of every *enabled* entry of every
+*enabled* bank: a Hamming index for PDQ, a set lookup for exact signals (md5,
+sha1, sha256 and the opaque ones). The index is a cache of the store: the first
+``catch_up`` reads the live entries after noting the change-log cursor, later
+ones replay only the changes since. Changes carry the whole entry, so replaying
+one already seen is harmless.
+
+The index holds nothing but ids; a hit is looked up in the store, which also
+makes a hit on an entry disabled or deleted a moment ago disappear.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hashbank import signals
+from hashbank.index import HammingIndex
+from hashbank.signals.compute import HashResult
+from hashbank.signals.pdq import PdqSignal
+from hashbank.signals.pdq_core import DIHEDRAL_NAMES
+from hashbank.store import Bank, Entry, Store
+
+#: Signals searched by Hamming distance over their bytes; the rest match exactly.
+HAMMING = {"pdq": 256}
+MAX_THRESHOLD = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One stored entry that a query fingerprint hit.
+
+    ``query_signal`` is the signal that matched, with the dihedral variant when
+    it was a rotated or flipped form of the query (``pdq:rotate90``)."""
+
+    bank: str
+    entry_id: int
+    category: str | None
+    signal: str
+    value: str
+    distance: int
+    query_signal: str
+
+    def to_json(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+class ExactIndex:
+    """Value -> entry ids, for signals compared for equality."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, set[int]] = {}
+        self._value: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def add(self, entry_id: int, value: str) -> None:
+        self.remove(entry_id)
+        self._ids.setdefault(value, set()).add(entry_id)
+        self._value[entry_id] = value
+
+    def remove(self, entry_id: int) -> None:
+        value = self._value.pop(entry_id, None)
+        if value is not None:
+            held = self._ids[value]
+            held.discard(entry_id)
+            if not held:
+                del self._ids[value]
+
+    def search(self, value: str) -> list[int]:
+        return list(self._ids.get(value, ()))
+
+
+class Matcher:
+    """Store + indexes + per-bank thresholds + PDQ quality floor + dihedral lookup."""
+
+    def __init__(self, store: Store, *, page: int = 10_000) -> None:
+        self.store = store
+        self.page = page
+        self.cursor = -1  # nothing loaded yet
+        self._hamming = {name: HammingIndex(bits) for name, bits in HAMMING.items()}
+        self._exact: dict[str, ExactIndex] = {}
+        self._banks: dict[str, Bank] = {}
+        self._lock = threading.RLock()
+
+    # ---- keeping up with the store --------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Bring the indexes up to the store's newest change; returns how many entries or
+        changes were applied."""
+        with self._lock:
+            self._banks = {bank.name: bank for bank in self.store.list_banks()}
+            if self.cursor < 0:
+                return self._load()
+            applied = 0
+            while page := self.store.changes(since=self.cursor, limit=self.page):
+                for change in page:
+                    if change.op != "delete" and change.enabled:
+                        self._add([change.entry_id], [change.signal], [change.value])
+                    else:
+                        self._remove(change.entry_id, change.signal)
+                self.cursor = page[-1].seq
+                applied += len(page)
+            return applied
+
+    def _load(self) -> int:
+        """First load: the live entries, then the changes made while reading them."""
+        cursor = self.store.last_seq()
+        loaded = 0
+        bulk: dict[str, tuple[list[int], list[str]]] = {name: ([], []) for name in self._hamming}
+        for rows in self.store.live_values():
+            for entry_id, signal, value in rows:
+                if signal in bulk:
+                    bulk[signal][0].append(entry_id)
+                    bulk[signal][1].append(value)
+                else:
+                    self._exact.setdefault(signal, ExactIndex()).add(entry_id, value)
+            loaded += len(rows)
+        for name, (ids, values) in bulk.items():
+            if ids:
+                self._hamming[name].add(np.asarray(ids, np.int64), _hex_rows(values, self._hamming[name]))
+        self.cursor = cursor
+        return loaded + self.catch_up()
+
+    def _add(self, ids: list[int], signal_names: list[str], values: list[str]) -> None:
+        for entry_id, signal, value in zip(ids, signal_names, values, strict=True):
+            if signal in self._hamming:
+                index = self._hamming[signal]
+                index.add([entry_id], _hex_rows([value], index))
+            else:
+                self._exact.setdefault(signal, ExactIndex()).add(entry_id, value)
+
+    def _remove(self, entry_id: int, signal: str) -> None:
+        if signal in self._hamming:
+            self._hamming[signal].remove([entry_id])
+        elif signal in self._exact:
+            self._exact[signal].remove(entry_id)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._hamming.values())) + sum(map(len, self._exact.values()))
+
+    # ---- matching -------------------------------------------------------------------------
+
+    def match(
+        self,
+        result: HashResult,
+        banks: Sequence[str] | None = None,
+        threshold: int | None = None,
+        dihedral: bool = False,
+    ) -> list[Match]:
+        """Matches of a hashed file. PDQ below its quality floor is not matched (the reference's
+        advice: flat images collide); dihedral variants are searched when the result has them
+        and ``dihedral`` is set."""
+        if not result.ok:
+            return []
+        queries: list[tuple[str, str, str]] = []
+        for name, value in result.signals.items():
+            if name == "pdq" and result.quality.get(name, 100) < PdqSignal.quality_floor:
+                continue
+            queries.append((name, value, name))
+            if dihedral and result.variants.get(name):
+                queries += [
+                    (name, variant, f"{name}:{label}")
+                    for label, variant in zip(DIHEDRAL_NAMES, result.variants[name], strict=False)
+                    if label != "original"
+                ]
+        return self._search(queries, banks, threshold)
+
+    def match_values(
+        self, values: Mapping[str, str], banks: Sequence[str] | None = None, threshold: int | None = None
+    ) -> list[Match]:
+        """Matches of fingerprints given as text ({"pdq": hex, "md5": hex, ...}); a bad value or
+        unknown signal raises ValueError naming it."""
+        queries = []
+        for name, text in values.items():
+            signal = signals.get(name)
+            queries.append((signal.name, signal.parse(text), signal.name))
+        return self._search(queries, banks, threshold)
+
+    def _search(
+        self, queries: Iterable[tuple[str, str, str]], banks: Sequence[str] | None, threshold: int | None
+    ) -> list[Match]:
+        if threshold is not None and not 0 <= threshold <= MAX_THRESHOLD:
+            raise ValueError(f"threshold must be between 0 and {MAX_THRESHOLD}, got {threshold}")
+        wanted = set(banks) if banks is not None else None
+        hits: dict[int, tuple[int, str]] = {}  # entry id -> (distance, query signal)
+        with self._lock:
+            for name, value, label in queries:
+                found: Iterable[tuple[int, int]]
+                if name in self._hamming:
+                    radius = self._radius(name, wanted, threshold)
+                    found = self._hamming[name].search(bytes.fromhex(value), radius)[0]
+                elif name in self._exact:
+                    found = ((entry_id, 0) for entry_id in self._exact[name].search(value))
+                else:
+                    continue
+                for entry_id, distance in found:
+                    if entry_id not in hits or distance < hits[entry_id][0]:
+                        hits[entry_id] = (distance, label)
+        if not hits:
+            return []
+        out = []
+        for entry in self.store.get_entries(list(hits)):
+            distance, label = hits[entry.id]
+            if self._accepts(entry, distance, wanted, threshold):
+                out.append(Match(entry.bank, entry.id, entry.category, entry.signal, entry.value, distance, label))
+        return sorted(out, key=lambda m: (m.distance, m.bank, m.entry_id))
+
+    def _threshold(self, bank: Bank | None, signal: str) -> int:
+        if bank is not None and signal in bank.thresholds:
+            return int(bank.thresholds[signal])
+        return signals.get(signal).default_threshold
+
+    def _radius(self, signal: str, wanted: set[str] | None, threshold: int | None) -> int:
+        if threshold is not None:
+            return threshold
+        chosen = [b for name, b in self._banks.items() if wanted is None or name in wanted]
+        return max([self._threshold(b, signal) for b in chosen] + [self._threshold(None, signal)])
+
+    def _accepts(self, entry: Entry, distance: int, wanted: set[str] | None, threshold: int | None) -> bool:
+        bank = self._banks.get(entry.bank)
+        if not entry.enabled or bank is None or not bank.enabled:
+            return False
+        if wanted is not None and entry.bank not in wanted:
+            return False
+        limit = threshold if threshold is not None else self._threshold(bank, entry.signal)
+        return distance <= limit
+
+
+def _hex_rows(values: list[str], index: HammingIndex) -> np.ndarray:
+    """Hex strings -> (n, bytes) uint8 rows in one conversion."""
+    return np.frombuffer(bytes.fromhex("".join(values)), np.uint8).reshape(len(values), index.nbytes_per_hash)

@@ -1,0 +1,171 @@
+"""Hash an upload, match an upload, match a batch of fingerprints — the per-upload hot path."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from hashbank.service.app import Service, service_of
+from hashbank.service.auth import require, scoped_banks
+from hashbank.service.keys import Principal
+from hashbank.service.uploads import read_upload
+from hashbank.signals.compute import HashResult, hash_bytes, resolve_signals
+
+router = APIRouter(prefix="/v1", tags=["match"])
+ServiceDep = Annotated[Service, Depends(service_of)]
+UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        },
+        "description": "The file, as the raw body or a multipart 'file' field. It is hashed in memory and "
+        "forgotten.",
+    }
+}
+BATCH_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {
+                        "items": {
+                            "type": "array",
+                            "maxItems": 1000,
+                            "description": "Up to 1,000 items, each the fingerprints of one piece of content.",
+                            "items": {"type": "object", "additionalProperties": {"type": "string"},
+                                      "example": {"pdq": "f" * 64, "md5": "0" * 32}},
+                        },
+                        "banks": {"type": "array", "items": {"type": "string"}},
+                        "threshold": {"type": "integer", "minimum": 0},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload, separators=(",", ":")), status_code=status, media_type="application/json")
+
+
+def match_json(match: Any) -> dict[str, Any]:
+    return {
+        "bank": match.bank,
+        "entry_id": match.entry_id,
+        "category": match.category,
+        "signal": match.signal,
+        "value": match.value,
+        "distance": match.distance,
+        "query_signal": match.query_signal,
+    }
+
+
+async def hash_upload(request: Request, service: Service, signals: str | None, dihedral: bool) -> HashResult:
+    """Fingerprints of the upload, or a 4xx saying why there are none."""
+    chosen = None
+    if signals:
+        try:
+            chosen = resolve_signals([s.strip() for s in signals.split(",") if s.strip()])
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+    data = await read_upload(request, service.config)
+    result = await run_in_threadpool(
+        hash_bytes, data, signals=chosen, dihedral=dihedral, limits=service.media_limits
+    )
+    del data
+    if result.error:
+        status = 413 if "limit" in result.error else 422
+        raise HTTPException(status, f"cannot hash the upload: {result.error}")
+    return result
+
+
+def _record(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> None:
+    service.records.audit(principal, "match", detail={"items": items, "matches": len(found)})
+    if found:
+        service.records.matched(principal, found)
+        service.metrics.count("matches", len(found))
+
+
+def _threshold(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise HTTPException(400, f"threshold must be a whole number >= 0, got {value!r}")
+    return value
+
+
+@router.post("/hash", dependencies=[require("hash")], openapi_extra=UPLOAD_DOC)
+async def hash_file(
+    request: Request,
+    service: ServiceDep,
+    signals: Annotated[str | None, Query(description="Comma-separated signals (default: all).")] = None,
+    dihedral: Annotated[bool, Query(description="Also the 8 rotated/flipped PDQ hashes.")] = False,
+) -> Response:
+    """Fingerprint an uploaded file (PDQ with quality, MD5, SHA-1, SHA-256). Nothing is kept."""
+    result = await hash_upload(request, service, signals, dihedral)
+    return json_response({k: v for k, v in result.to_json().items() if k != "path"})
+
+
+@router.post("/match/file", openapi_extra=UPLOAD_DOC)
+async def match_file(
+    request: Request,
+    service: ServiceDep,
+    principal: Annotated[Principal, require("match")],
+    banks: Annotated[list[str] | None, Query(description="Only these banks (default: all the key may use).")] = None,
+    threshold: Annotated[int | None, Query(ge=0, description="PDQ distance override.")] = None,
+    dihedral: Annotated[bool, Query(description="Also match rotated/flipped copies.")] = False,
+) -> Response:
+    """Hash an uploaded file and match it against the banks. Only fingerprints are logged."""
+    chosen = scoped_banks(principal, banks)
+    result = await hash_upload(request, service, None, dihedral)
+    matches = service.matcher.match(result, banks=chosen, threshold=threshold, dihedral=dihedral)
+    found = [match_json(m) for m in matches]
+    _record(service, principal, found, 1)
+    return json_response({"signals": result.signals, "quality": result.quality, "matches": found})
+
+
+@router.post("/match", openapi_extra=BATCH_DOC)
+async def match_fingerprints(
+    request: Request, service: ServiceDep, principal: Annotated[Principal, require("match")]
+) -> Response:
+    """Match up to 1,000 items of fingerprints in one call. A bad item gets its own error; the rest go on."""
+    try:
+        payload = json.loads(await request.body())
+    except ValueError as exc:
+        raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+    items = payload.get("items") if isinstance(payload, dict) else None
+    if not isinstance(items, list) or not items:
+        raise HTTPException(400, 'body must be {"items": [{"pdq": "<hex>", ...}, ...]} with at least one item')
+    if len(items) > service.config.max_batch:
+        raise HTTPException(413, f"{len(items)} items is over the batch limit of {service.config.max_batch}")
+    requested = payload.get("banks")
+    if requested is not None and not (isinstance(requested, list) and all(isinstance(b, str) for b in requested)):
+        raise HTTPException(400, "banks must be a list of bank names")
+    chosen = scoped_banks(principal, requested)
+    threshold = _threshold(payload.get("threshold"))
+    results: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        if not isinstance(item, dict) or not item or not all(isinstance(v, str) for v in item.values()):
+            results.append({"error": f"item {position}: must be an object of signal name to hex value"})
+            continue
+        try:
+            matches = [match_json(m) for m in service.matcher.match_values(item, banks=chosen, threshold=threshold)]
+        except (ValueError, KeyError) as exc:
+            results.append({"error": f"item {position}: {exc}"})
+            continue
+        results.append({"matches": matches})
+        found += matches
+    _record(service, principal, found, len(items))
+    return json_response({"results": results})

@@ -1,0 +1,74 @@
+"""Engines for SQLite (WAL, serialised writers) and PostgreSQL, and schema migration on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+
+#: Any constant: PostgreSQL writers take this transaction-scoped lock so that change
+#: sequence numbers become visible in the order they were handed out (no gaps a
+#: consumer could skip past).
+WRITE_LOCK_KEY = 0x68617368
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with hashbank's connection settings for the URL's backend."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+#: 64 MiB of page cache: random PDQ keys make index inserts touch pages all over the file.
+_CACHE = "cache_size=-65536"
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit one cannot be IMMEDIATE).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=60000", _CACHE):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take the write lock up front: no deadlock upgrading a read lock later.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("hashbank_write") else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One serialised write transaction, committed on success."""
+    with engine.connect() as conn:
+        conn.execution_options(hashbank_write=True)
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
+            yield conn
+
+
+def alembic_config() -> Config:
+    """Alembic configuration for the migrations shipped inside the package."""
+    config = Config()
+    config.set_main_option("script_location", "hashbank.store:migrations")
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision shipped in the package."""
+    config = alembic_config()
+    with write_transaction(engine) as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
