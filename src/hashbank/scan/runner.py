@@ -9,6 +9,7 @@ What comes back from a worker is a few hundred bytes per file.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -123,7 +124,11 @@ def _on_dask(
     from distributed import Client, LocalCluster, as_completed
 
     if address == "local":
-        cluster = LocalCluster(n_workers=max(workers, 1), threads_per_worker=1, processes=True, dashboard_address=None)
+        # CRITICAL only: a worker's last heartbeat racing the shutdown is logged as an ERROR with a traceback.
+        cluster = LocalCluster(
+            n_workers=max(workers, 1), threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )  # fmt: skip
         client = stack.enter_context(Client(stack.enter_context(cluster)))
     else:
         client = stack.enter_context(Client(address))
