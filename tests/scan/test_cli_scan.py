@@ -72,6 +72,18 @@ def test_reports_carry_the_same_data(tree: Tree, full_run: Path) -> None:
     assert not list(full_run.glob("*.checkpoint"))  # removed once the reports are written
 
 
+def test_nothing_but_fingerprints_and_paths_is_written(tree: Tree, full_run: Path) -> None:
+    """No byte run of any scanned image ends up in the reports, the store or the scanner's home."""
+    media = [p.read_bytes() for p in tree.root.rglob("*") if p.is_file() and p.stat().st_size > 4096]
+    samples = [data[len(data) // 2 : len(data) // 2 + 64] for data in media]
+    written = [p for p in full_run.rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"r.html", "r.jsonl", "r.csv"}
+    for path in written:
+        content = path.read_bytes()
+        assert not any(sample in content for sample in samples), f"{path} holds bytes of a scanned file"
+        assert b"\xff\xd8\xff" not in content and b"\x89PNG" not in content, f"{path} holds an image"
+
+
 def test_sigkill_then_resume_gives_the_identical_report(
     tree: Tree, full_run: Path, scan_env: dict[str, str], tmp_path: Path
 ) -> None:
