@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/hashbank-service-bench"))
     parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--build-only", action="store_true", help="Build (or check) the cached bank, then stop.")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"skipped: benign photo corpus not found at {DATA}")
@@ -164,6 +165,8 @@ def main() -> None:
            "HASHBANK_RATE_LIMIT": "1000000", "HASHBANK_RATE_BURST": "1000000"}
     os.environ.update(env)
     known = build_store(url, args.entries, photos)
+    if args.build_only:
+        return
 
     from hashbank.service.keys import KeyRing
     from hashbank.store import open_store

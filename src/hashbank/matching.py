@@ -87,46 +87,64 @@ class Matcher:
         self._hamming = {name: HammingIndex(bits) for name, bits in HAMMING.items()}
         self._exact: dict[str, ExactIndex] = {}
         self._banks: dict[str, Bank] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # searches vs. index changes
+        self._updating = threading.Lock()  # one catch_up at a time
 
     # ---- keeping up with the store --------------------------------------------------------
 
     def catch_up(self) -> int:
         """Bring the indexes up to the store's newest change; returns how many entries or
         changes were applied."""
-        with self._lock:
-            self._banks = {bank.name: bank for bank in self.store.list_banks()}
-            if self.cursor < 0:
-                return self._load()
+        with self._updating:
+            loaded = self._load() if self.cursor < 0 else 0
+            banks = {bank.name: bank for bank in self.store.list_banks()}
             applied = 0
             while page := self.store.changes(since=self.cursor, limit=self.page):
-                for change in page:
-                    if change.op != "delete" and change.enabled:
-                        self._add([change.entry_id], [change.signal], [change.value])
-                    else:
-                        self._remove(change.entry_id, change.signal)
-                self.cursor = page[-1].seq
+                with self._lock:
+                    for change in page:
+                        if change.op != "delete" and change.enabled:
+                            self._add([change.entry_id], [change.signal], [change.value])
+                        else:
+                            self._remove(change.entry_id, change.signal)
+                    self.cursor = page[-1].seq
                 applied += len(page)
-            return applied
+            with self._lock:
+                self._banks = banks
+            return loaded + applied
 
     def _load(self) -> int:
-        """First load: the live entries, then the changes made while reading them."""
+        """First load: the live entries, read after noting the cursor (catch_up then replays the
+        changes made meanwhile). Built off to the side and swapped in, so searches never wait for
+        the minutes a big bank takes; hex becomes index rows one page at a time (no list of
+        millions of strings)."""
         cursor = self.store.last_seq()
+        hamming = {name: HammingIndex(bits) for name, bits in HAMMING.items()}
+        exact: dict[str, ExactIndex] = {}
+        parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {name: ([], []) for name in hamming}
         loaded = 0
-        bulk: dict[str, tuple[list[int], list[str]]] = {name: ([], []) for name in self._hamming}
         for rows in self.store.live_values():
+            by_signal: dict[str, tuple[list[int], list[str]]] = {}
             for entry_id, signal, value in rows:
-                if signal in bulk:
-                    bulk[signal][0].append(entry_id)
-                    bulk[signal][1].append(value)
+                ids, values = by_signal.setdefault(signal, ([], []))
+                ids.append(entry_id)
+                values.append(value)
+            for signal, (ids, values) in by_signal.items():
+                if signal in hamming:
+                    parts[signal][0].append(np.asarray(ids, np.int64))
+                    parts[signal][1].append(_hex_rows(values, hamming[signal]))
                 else:
-                    self._exact.setdefault(signal, ExactIndex()).add(entry_id, value)
+                    index = exact.setdefault(signal, ExactIndex())
+                    for entry_id, value in zip(ids, values, strict=True):
+                        index.add(entry_id, value)
             loaded += len(rows)
-        for name, (ids, values) in bulk.items():
+        for name, (ids, rows) in parts.items():
             if ids:
-                self._hamming[name].add(np.asarray(ids, np.int64), _hex_rows(values, self._hamming[name]))
-        self.cursor = cursor
-        return loaded + self.catch_up()
+                hamming[name].add(np.concatenate(ids), np.concatenate(rows))
+            ids.clear()
+            rows.clear()
+        with self._lock:
+            self._hamming, self._exact, self.cursor = hamming, exact, cursor
+        return loaded
 
     def _add(self, ids: list[int], signal_names: list[str], values: list[str]) -> None:
         for entry_id, signal, value in zip(ids, signal_names, values, strict=True):

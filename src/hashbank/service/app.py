@@ -39,7 +39,8 @@ class Service:
         return MediaLimits(max_bytes=self.config.max_upload_bytes, max_pixels=self.config.max_pixels)
 
 
-def service_of(request: Request) -> Service:
+async def service_of(request: Request) -> Service:
+    """Async on purpose: FastAPI runs sync dependencies in its threadpool, a thread hop per request."""
     return request.app.state.service
 
 

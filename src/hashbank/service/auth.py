@@ -14,7 +14,7 @@ def require(permission: str) -> Any:
     """A dependency giving the caller's Principal, or 403 when its role lacks ``permission`` or the
     path's ``{bank}`` is outside its scope. (401 for no key is the Guard's job, before routing.)"""
 
-    def check(request: Request) -> Principal:
+    async def check(request: Request) -> Principal:  # async: no threadpool hop (see app.service_of)
         principal: Principal | None = request.scope.get("state", {}).get("principal")
         if principal is None:
             raise HTTPException(401, "an API key is required")

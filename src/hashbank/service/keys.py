@@ -83,6 +83,9 @@ class KeyRing:
         self.engine = engine
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[bytes, Principal, float]] = {}
+        #: key id -> (SHA-256 of the key, the stored hash it passed): when the cache entry expires the
+        #: row is read again (revocation, role, banks) but the KDF is not paid again for the same key.
+        self._passed: dict[str, tuple[bytes, str]] = {}
         self._lock = threading.Lock()
 
     def create(
@@ -125,6 +128,7 @@ class KeyRing:
             ).rowcount
         with self._lock:
             self._cache.pop(key_id, None)
+            self._passed.pop(key_id, None)
         return bool(done)
 
     def cached(self, key: str) -> Principal | None:
@@ -149,8 +153,14 @@ class KeyRing:
             return cached[1] if hmac.compare_digest(cached[0], fingerprint) else None
         with self.engine.connect() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).one_or_none()
-        if row is None or row.revoked_at is not None or not _check_secret(secret, row.secret_hash):
+        if row is None or row.revoked_at is not None:
             return None
+        passed = self._passed.get(key_id)
+        if not (passed and passed[1] == row.secret_hash and hmac.compare_digest(passed[0], fingerprint)):
+            if not _check_secret(secret, row.secret_hash):
+                return None
+            with self._lock:
+                self._passed[key_id] = (fingerprint, row.secret_hash)
         principal = Principal(key_id, row.role, frozenset(row.banks) if row.banks else None, row.rate_limit)
         with self._lock:
             self._cache[key_id] = (fingerprint, principal, now + self.cache_seconds)

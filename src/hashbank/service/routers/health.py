@@ -16,13 +16,13 @@ ServiceDep = Annotated[Service, Depends(service_of)]
 
 
 @router.get("/healthz", tags=["health"])
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """Liveness: the process answers. No key needed."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", tags=["health"])
-def readyz(service: ServiceDep) -> JSONResponse:
+async def readyz(service: ServiceDep) -> JSONResponse:
     """Readiness: the index is loaded and keeps catching up with the change log (503 until then)."""
     status = service.follower.status()
     return JSONResponse(status, status_code=200 if status["ready"] else 503)

@@ -90,6 +90,12 @@ async def hash_upload(request: Request, service: Service, signals: str | None, d
     return result
 
 
+def _ready(service: Service) -> None:
+    """503 until this worker's index is loaded: an empty index would answer "no match" wrongly."""
+    if not service.follower.loaded:
+        raise HTTPException(503, "the index is still loading; retry shortly (GET /readyz says when)")
+
+
 def _record(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> None:
     service.records.audit(principal, "match", detail={"items": items, "matches": len(found)})
     if found:
@@ -128,6 +134,7 @@ async def match_file(
 ) -> Response:
     """Hash an uploaded file and match it against the banks. Only fingerprints are logged."""
     chosen = scoped_banks(principal, banks)
+    _ready(service)
     result = await hash_upload(request, service, None, dihedral)
     matches = service.matcher.match(result, banks=chosen, threshold=threshold, dihedral=dihedral)
     found = [match_json(m) for m in matches]
@@ -140,6 +147,7 @@ async def match_fingerprints(
     request: Request, service: ServiceDep, principal: Annotated[Principal, require("match")]
 ) -> Response:
     """Match up to 1,000 items of fingerprints in one call. A bad item gets its own error; the rest go on."""
+    _ready(service)
     try:
         payload = json.loads(await request.body())
     except ValueError as exc:
