@@ -17,7 +17,7 @@ from hashbank.service.guard import Guard, RateLimiter
 from hashbank.service.keys import KeyRing
 from hashbank.service.live import Follower
 from hashbank.service.metrics import Metrics
-from hashbank.service.records import Recorder
+from hashbank.service.records import AuditUnavailable, Recorder
 from hashbank.service.webhooks import Dispatcher
 from hashbank.store import AlreadyExists, NotFound, Store, open_store
 
@@ -75,7 +75,7 @@ def create_app(
     store = store or open_store(url)
     config = config or ServiceConfig.from_env()
     matcher = matcher_factory(store)
-    records = Recorder(store.engine)
+    records = Recorder(store.engine, linger=config.flush_interval, timeout=config.request_timeout)
     service = Service(store, config, matcher, KeyRing(store.engine, config.key_cache_seconds), records,
                       Follower(matcher, config.follow_interval))
     dispatcher = Dispatcher(store.engine, poll=config.webhook_poll, timeout=config.webhook_timeout,
@@ -88,14 +88,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.follower.start()
-
-        async def flush_forever() -> None:
-            while True:
-                await asyncio.sleep(config.flush_interval)
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(records.flush)
-
-        tasks = [asyncio.create_task(flush_forever()), asyncio.create_task(dispatcher.run())]
+        records.start()
+        tasks = [asyncio.create_task(dispatcher.run())]
         try:
             yield
         finally:
@@ -103,8 +97,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             service.follower.stop()
-            with contextlib.suppress(Exception):
-                records.flush()
+            await asyncio.to_thread(records.stop)
 
     app = FastAPI(
         title="hashbank",
@@ -120,6 +113,7 @@ def create_app(
     app.add_exception_handler(NotFound, _status(404))
     app.add_exception_handler(AlreadyExists, _status(409))
     app.add_exception_handler(ValueError, _status(400))
+    app.add_exception_handler(AuditUnavailable, _status(503))
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(

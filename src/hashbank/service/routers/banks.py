@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from hashbank.service.app import Service, service_of
 from hashbank.service.auth import check_bank, require
@@ -178,10 +179,11 @@ async def add_content(
     content_id = result.signals.get("sha256")
     new = [NewEntry(signal=name, value=value, category=category, source=source, external_id=external_id,
                     content_id=content_id) for name, value in result.signals.items()]
-    added = service.store.add_entries(bank, new, added_by=f"key:{principal.key_id}")
+    added = await run_in_threadpool(service.store.add_entries, bank, new, added_by=f"key:{principal.key_id}")
     if added.errors:
         raise HTTPException(400, "; ".join(reason for _, reason in added.errors))
-    service.records.audit(principal, "content.add", bank=bank, target=content_id, detail={"added": added.added})
+    await service.records.audit_async(principal, "content.add", bank=bank, target=content_id,
+                                      detail={"added": added.added})
     return {"content_id": content_id, "signals": result.signals, "quality": result.quality,
             "added": added.added, "existing": added.existing}
 

@@ -96,11 +96,12 @@ def _ready(service: Service) -> None:
         raise HTTPException(503, "the index is still loading; retry shortly (GET /readyz says when)")
 
 
-def _record(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> None:
-    service.records.audit(principal, "match", detail={"items": items, "matches": len(found)})
+async def _record(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> None:
+    """Match log, then audit row; returns once both are committed (no answer leaves unaudited)."""
     if found:
         service.records.matched(principal, found)
         service.metrics.count("matches", len(found))
+    await service.records.audit_async(principal, "match", detail={"items": items, "matches": len(found)})
 
 
 def _threshold(value: Any) -> int | None:
@@ -138,7 +139,7 @@ async def match_file(
     result = await hash_upload(request, service, None, dihedral)
     matches = service.matcher.match(result, banks=chosen, threshold=threshold, dihedral=dihedral)
     found = [match_json(m) for m in matches]
-    _record(service, principal, found, 1)
+    await _record(service, principal, found, 1)
     return json_response({"signals": result.signals, "quality": result.quality, "matches": found})
 
 
@@ -175,5 +176,5 @@ async def match_fingerprints(
             continue
         results.append({"matches": matches})
         found += matches
-    _record(service, principal, found, len(items))
+    await _record(service, principal, found, len(items))
     return json_response({"results": results})
