@@ -1,0 +1,67 @@
+"""Every match and every write leaves an audit row before it is answered (even if the server is then
+killed), and no worker answers "no match" from an index that is not loaded yet."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from hashbank.service import create_app
+from hashbank.service.keys import KeyRing
+from hashbank.service.tables import audit_log
+from hashbank.store import NewEntry, open_store
+from tests.service.conftest import TEST_CONFIG
+
+
+def audit_rows(url: str, key_id: str) -> dict[str, int]:
+    with open_store(url) as store, store.engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_log.c.action, func.count()).where(audit_log.c.actor == key_id).group_by(audit_log.c.action)
+        )
+        return {action: count for action, count in rows}
+
+
+def test_answered_requests_are_audited_even_if_the_server_is_killed(db_url: str, serve) -> None:
+    with open_store(db_url) as store:
+        store.create_bank("audited")
+        store.add_entries("audited", [NewEntry("md5", "a" * 32)])
+        curator_id, curator = KeyRing(store.engine).create("curator", ["audited"])
+    server = serve()
+    headers = {"Authorization": f"Bearer {curator}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+        for i in range(30):
+            response = client.post("/v1/match", json={"items": [{"md5": "a" * 32}, {"md5": f"{i:032x}"}]})
+            assert response.status_code == 200, response.text
+        assert response.json()["results"][0]["matches"]
+        entries = {"entries": [{"signal": "md5", "value": f"{i:032x}"} for i in range(3)]}
+        assert client.post("/v1/banks/audited/entries", json=entries).is_success
+        assert client.patch("/v1/banks/audited", json={"description": "audited bank"}).is_success
+    # No graceful shutdown: whatever was answered must already be in the database.
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(timeout=10)
+    assert audit_rows(db_url, curator_id) == {"match": 30, "entries.add": 1, "bank.update": 1}
+
+
+def test_no_match_answers_before_the_index_is_loaded(db_url: str, secret_env: dict[str, str]) -> None:
+    store = open_store(db_url)
+    try:
+        app = create_app(store, config=TEST_CONFIG)
+        key = app.state.service.keys.create("matcher")[1]
+        body = {"items": [{"md5": "b" * 32}]}
+        headers = {"Authorization": f"Bearer {key}"}
+        cold = TestClient(app)  # no lifespan: the follower has not loaded the index
+        assert cold.get("/readyz").status_code == 503
+        refused = cold.post("/v1/match", headers=headers, json=body)
+        assert refused.status_code == 503 and "loading" in refused.json()["detail"]
+        assert cold.post("/v1/match/file", headers=headers, content=b"x").status_code == 503
+        with TestClient(app) as warm:
+            deadline = time.monotonic() + 10
+            while warm.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert warm.post("/v1/match", headers=headers, json=body).status_code == 200
+    finally:
+        store.close()
