@@ -64,7 +64,10 @@ def examine(path: str, signals: tuple[str, ...], limits: ScanLimits) -> list[Rec
                 return [Record(path, "video", size, signals=_stream_digests(head, fh, signals))]
             if size > limits.media.max_bytes:
                 return [Record(path, kind, size, error=f"file over the {limits.media.max_bytes}-byte limit")]
-            data = head + fh.read(limits.media.max_bytes + 1 - len(head))
+            # Read what the file holds (+1 to see it grow), not up to the limit: asking for 256 MiB costs
+            # a huge allocation per file.
+            fh.seek(0)
+            data = fh.read(min(size, limits.media.max_bytes) + 1)
     except OSError as exc:
         return [Record(path, "unknown", error=f"cannot read file ({exc.strerror or exc})")]
     return _content(path, data, signals, limits, None, 1)
