@@ -23,6 +23,8 @@ import json
 import multiprocessing
 import os
 import random
+import re
+import resource
 import socket
 import subprocess
 import sys
@@ -90,6 +92,8 @@ async def _client(
             lat.append(time.perf_counter() - t0)
             if status != 200:
                 errors.append(f"HTTP {status}: {body[:200]!r}")
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        errors.append(f"connection: {type(exc).__name__}: {exc}")  # counted, never hangs the phase
     finally:
         writer.close()
 
@@ -107,9 +111,11 @@ def drive(url: str, requests: list[bytes], clients: int, seconds: float, out: mu
         return time.perf_counter() - t0
 
     elapsed = asyncio.run(main())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     lat.sort()
     out.put({"requests": len(lat), "seconds": elapsed, "errors": len(errors), "first_error": errors[:1],
-             "p50": lat[len(lat) // 2] if lat else 0, "p99": lat[int(len(lat) * 0.99)] if lat else 0})
+             "p50": lat[len(lat) // 2] if lat else 0, "p99": lat[int(len(lat) * 0.99)] if lat else 0,
+             "client_cpu": (usage.ru_utime + usage.ru_stime) / elapsed})
 
 
 def http_request(path: str, key: str, body: bytes, content_type: str) -> bytes:
@@ -127,7 +133,8 @@ def phase(name: str, url: str, requests: list[bytes], clients: int, seconds: flo
     proc.join()
     stats["rate"] = stats["requests"] / stats["seconds"]
     print(f"{name:<8} {stats['rate']:>9,.0f} req/s   p50 {stats['p50'] * 1000:6.2f} ms   "
-          f"p99 {stats['p99'] * 1000:6.2f} ms   errors {stats['errors']}  {stats['first_error'] or ''}")
+          f"p99 {stats['p99'] * 1000:6.2f} ms   errors {stats['errors']}   "
+          f"load generator used {stats['client_cpu']:.2f} of the 2 cores  {stats['first_error'] or ''}")
     return stats
 
 
@@ -196,6 +203,8 @@ def main() -> None:
             time.sleep(0.5)
         print(f"server ready with {args.workers} workers on {args.entries:,} entries after "
               f"{time.perf_counter() - t0:.1f} s")
+        for line in re.findall(r"index loaded: .*", (args.dir / "server.log").read_text()):
+            print(f"  worker {line}")
         rng = np.random.default_rng(1)
         randoms = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() for _ in range(len(known))]
         queries = [q for pair in zip(known, randoms, strict=False) for q in pair]

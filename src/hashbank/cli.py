@@ -225,20 +225,11 @@ def serve_command(
     access_log: Annotated[bool, typer.Option(help="Log every request line (never keys or bodies).")] = False,
 ) -> None:
     """The authenticated HTTP API (docs at /docs); store from HASHBANK_DATABASE_URL."""
-    import uvicorn
-
+    from hashbank.service.server import serve
     from hashbank.store import open_store
 
     open_store().close()  # migrate once, before the workers race to
-    uvicorn.run(
-        "hashbank.service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        timeout_keep_alive=30,
-    )
+    serve(host, port, workers, access_log)
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for `hashbank serve`: shown once, stored hashed.")

@@ -87,6 +87,8 @@ class KeyRing:
         #: row is read again (revocation, role, banks) but the KDF is not paid again for the same key.
         self._passed: dict[str, tuple[bytes, str]] = {}
         self._lock = threading.Lock()
+        #: Striped by key id (a fixed number, whatever ids clients make up): one KDF at a time per key id.
+        self._gates = [threading.Lock() for _ in range(64)]
 
     def create(
         self, role: str, banks: list[str] | None = None, name: str = "", rate_limit: float | None = None
@@ -141,11 +143,15 @@ class KeyRing:
         return None
 
     def verify(self, key: str) -> Principal | None:
-        """The principal for a valid, unrevoked key; None otherwise."""
+        """The principal for a valid, unrevoked key; None otherwise. Concurrent calls for one key id
+        run one at a time, so a burst of new connections with one key costs one KDF, not one each."""
         parts = split_key(key)
         if parts is None:
             return None
-        key_id, secret = parts
+        with self._gates[hash(parts[0]) % len(self._gates)]:
+            return self._verify(key, *parts)
+
+    def _verify(self, key: str, key_id: str, secret: str) -> Principal | None:
         fingerprint = hashlib.sha256(key.strip().encode()).digest()
         now = time.monotonic()
         cached = self._cache.get(key_id)

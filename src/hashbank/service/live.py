@@ -31,7 +31,10 @@ class Follower:
         self._thread.join(timeout=5)
 
     def step(self) -> int:
+        start = time.perf_counter()
         applied = self.matcher.catch_up()
+        if not self.loaded:
+            log.info("index loaded: %d entries in %.1f s", applied, time.perf_counter() - start)
         self.applied += applied
         self.loaded, self.last_ok, self.error = True, time.monotonic(), None
         return applied

@@ -173,7 +173,9 @@ class Recorder:
         try:
             self.flush()
         except Exception as exc:
-            log.warning("writing the audit log failed (rows kept, retried): %s: %s", type(exc).__name__, exc)
+            # First line only: a database error's full text repeats the rows (fingerprints) it held.
+            reason = str(exc).splitlines()[0][:300] if str(exc) else ""
+            log.warning("writing the audit log failed (rows kept, retried): %s: %s", type(exc).__name__, reason)
             return False
         return True
 
