@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -14,6 +15,7 @@ CARRIED = {
     "te": ("signal", "value"),
     "csv": ("signal", "value", "category", "source", "external_id", "content_id", "tags", "note", "enabled"),
     "vics": ("signal", "value", "category", "content_id", "tags", "note"),
+    "vics-case": ("signal", "value", "category", "content_id", "tags", "note"),
 }
 
 
@@ -50,9 +52,12 @@ def test_export_then_import_is_lossless(store: Store, fmt: str) -> None:
     store.create_bank("src")
     store.create_bank("dst")
     new = sample()
-    if fmt == "vics":  # VICS has no per-hash enabled flag and keys media by MediaID
+    if fmt.startswith("vics"):  # VICS has no per-hash enabled flag and keys media by MediaID
         new = [NewEntry(**{**{f: getattr(e, f) for f in e.__slots__}, "enabled": True}) for e in new]
     assert store.add_entries("src", new).added == len(new)
+    # One signal of a piece of content regraded: its grading must survive formats that group by content.
+    regraded = next(e.id for e in store.entries("src") if e.content_id == "media-4" and e.signal == "sha1")
+    assert store.update_entries("src", [regraded], category="4", note="regraded", tags=["checked"]) == 1
     text = io.StringIO()
     assert export_bank(store, "src", text, fmt) == len(new)
     data = text.getvalue().encode()
@@ -83,3 +88,36 @@ def test_import_defaults_fill_what_the_file_leaves_out(store: Store) -> None:
         ("md5", "B", "mail"),
         ("sha256", "B", "mail"),
     }
+
+
+def test_vics_forms_and_numeric_media_ids(store: Store) -> None:
+    store.create_bank("hotline")
+    new = [NewEntry("md5", "a" * 32, category="1", content_id="12"), NewEntry("sha1", "b" * 40, content_id="12"),
+           NewEntry("md5", "c" * 32, content_id="007")]  # fmt: skip
+    store.add_entries("hotline", new)
+    for fmt, context in (("vics", "#Media"), ("vics-case", "#Cases")):
+        out = io.StringIO()
+        assert export_bank(store, "hotline", out, fmt) == 3
+        doc = json.loads(out.getvalue())
+        assert doc["@odata.context"].endswith(context)
+        media = doc["value"] if fmt == "vics" else doc["value"][0]["Media"]
+        if fmt == "vics-case":
+            assert doc["value"][0]["CaseNumber"] == "hotline"
+        # A numeric MediaID is written as the number VICS expects; '007' stays text so it comes back as it was.
+        assert [(m["MediaID"], m.get("Category")) for m in media] == [(12, 1), (12, None), ("007", None)]
+        assert media[0]["MD5"] == "A" * 32 and media[1]["SHA1"] == "B" * 40
+
+
+def test_line_format_without_signal_types(store: Store) -> None:
+    """Bare values: the length says md5/sha1/pdq, --signal says sha256; export writes them back typed."""
+    store.create_bank("b")
+    bare = f"{'A' * 32}\n{'b' * 40}\n{'c' * 64}\n".encode()
+    assert import_stream(store, "b", io.BytesIO(bare), "te").added == 3
+    sha = import_stream(store, "b", io.BytesIO(f"{'d' * 64}\n".encode()), "te", options=ReadOptions(signal="sha256"))
+    assert sha.added == 1
+    out = io.StringIO()
+    export_bank(store, "b", out, "te")
+    assert out.getvalue() == f"md5 {'a' * 32}\nsha1 {'b' * 40}\npdq {'c' * 64}\nsha256 {'d' * 64}\n"
+    store.create_bank("copy")
+    assert import_stream(store, "copy", io.BytesIO(out.getvalue().encode()), "te").added == 4
+    assert [(e.signal, e.value) for e in store.entries("copy")] == [(e.signal, e.value) for e in store.entries("b")]

@@ -9,6 +9,8 @@ from typing import Any, TextIO
 
 _DECODER = json.JSONDecoder()
 _SPACE = " \t\r\n"
+#: Characters a JSON value can start with.
+_STARTS = frozenset('{["-0123456789tfnNI')
 
 
 class JsonError(ValueError):
@@ -59,7 +61,9 @@ class JsonStream:
 
     def value(self) -> Any:
         """Decode the next whole value, reading more text until it is complete."""
-        self.peek()
+        first = self.peek()
+        if first and first not in _STARTS:  # no point reading on: nothing can make this valid
+            raise JsonError(self.line, f"broken JSON: unexpected character {first!r}")
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)

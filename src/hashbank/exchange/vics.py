@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Iterator
-from itertools import groupby
+from itertools import chain, groupby
 from typing import Any, BinaryIO, TextIO
 
 from hashbank.exchange.base import Format, Item, ReadOptions, register
@@ -21,6 +21,7 @@ from hashbank.signals import get as get_signal
 from hashbank.store import Entry, NewEntry
 
 CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media"
+CASE_CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Cases"
 FLAGS = ("IsPrecategorized", "IsDistributed", "VictimIdentified", "OffenderIdentified")
 #: Written as top-level Media fields (upper-case hex, as VICS tools do); the rest go to AlternativeHashes.
 TOP_LEVEL = {"md5": "MD5", "sha1": "SHA1"}
@@ -49,14 +50,40 @@ class VicsFormat(Format):
 
     def write(self, entries: Iterable[Entry], out: TextIO) -> int:
         out.write('{"@odata.context": ' + json.dumps(CONTEXT) + ', "value": [')
-        count = 0
-        # Signals of one piece of content are stored together, so they arrive together.
-        for index, (_key, group) in enumerate(groupby(entries, key=lambda e: e.content_id or f"#{e.id}")):
-            media = _media(list(group))
-            count += media.pop("_count")
-            out.write(("," if index else "") + "\n" + json.dumps(media))
+        count = _write_media(entries, out)
         out.write("\n]}\n")
         return count
+
+
+@register
+class VicsCaseFormat(VicsFormat):
+    """The same Media, inside one Case named after the bank (what case-management tools exchange)."""
+
+    name = "vics-case"
+    description = "Project VIC VICS 2.0 JSON, case form: one Case (the bank) holding its Media"
+
+    def write(self, entries: Iterable[Entry], out: TextIO) -> int:
+        it = iter(entries)
+        first = next(it, None)
+        case = {"CaseNumber": first.bank if first else "", "SourceID": "hashbank"}
+        out.write('{"@odata.context": ' + json.dumps(CASE_CONTEXT) + ', "value": [' + json.dumps(case)[:-1])
+        out.write(', "Media": [')
+        count = _write_media(chain([first], it) if first else (), out)
+        out.write("\n]}]}\n")
+        return count
+
+
+def _write_media(entries: Iterable[Entry], out: TextIO) -> int:
+    """Media records, comma-separated. Signals of one piece of content are stored together, so they
+    arrive together; a regraded or re-annotated signal gets a Media of its own (same MediaID) so its
+    grading is not lost."""
+    count = 0
+    key = lambda e: (e.content_id or f"#{e.id}", e.category, e.tags, e.note)  # noqa: E731
+    for index, (_key, group) in enumerate(groupby(entries, key=key)):
+        media = _media(list(group))
+        count += media.pop("_count")
+        out.write(("," if index else "") + "\n" + json.dumps(media))
+    return count
 
 
 def _records(js: JsonStream) -> Iterator[tuple[int, Any]]:
@@ -131,7 +158,10 @@ def _entries(record: dict[str, Any], options: ReadOptions) -> Iterator[NewEntry 
 
 def _media(group: list[Entry]) -> dict[str, Any]:
     first = group[0]
-    media: dict[str, Any] = {"MediaID": first.content_id or first.external_id or str(first.id)}
+    media_id = first.content_id or first.external_id or str(first.id)
+    # VICS MediaID is a number; keep other keys as text rather than lose them.
+    numeric = media_id.isdigit() and len(media_id) < 10 and str(int(media_id)) == media_id
+    media: dict[str, Any] = {"MediaID": int(media_id) if numeric else media_id}
     if first.category is not None:
         media["Category"] = int(first.category) if first.category.isdigit() else first.category
     alternatives = []

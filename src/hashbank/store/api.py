@@ -258,7 +258,8 @@ class Store:
             return self._log(conn, "update", where)
 
     def release_expired(self, now: datetime | None = None) -> int:
-        """Re-enable entries whose ``disabled_until`` has passed (call periodically); logged as updates."""
+        """Re-enable entries whose ``disabled_until`` has passed; logged as updates. Reading the
+        change feed does this on its own; call it to release at a chosen time (``now``)."""
         where = and_(entries.c.disabled_until.is_not(None), entries.c.disabled_until <= (now or _now()))
         with write_transaction(self.engine) as conn:
             ids = list(conn.execute(select(entries.c.id).where(where)).scalars())
@@ -374,11 +375,16 @@ class Store:
     # ---- change feed -------------------------------------------------------------------------
 
     def changes(self, since: int = 0, limit: int = 10_000, bank: str | None = None) -> list[Change]:
-        """Changes with seq > since, ascending; page with the last seq as the next ``since``."""
+        """Changes with seq > since, ascending; page with the last seq as the next ``since``.
+
+        Entries whose ``disabled_until`` has passed are released first, so every consumer
+        polling the feed sees them come back without a separate scheduler. A deleted bank's
+        name still gives its feed (ending in its tombstones), so its consumers can finish."""
+        self._release_due()
         query = select(changes).where(changes.c.seq > since).order_by(changes.c.seq).limit(limit)
         with self.engine.connect() as conn:
             if bank is not None:
-                query = query.where(changes.c.bank_id == self._bank(conn, bank).id)
+                query = query.where(changes.c.bank_id == self._feed_bank_id(conn, bank))
             return [_change(row) for row in conn.execute(query)]
 
     def last_seq(self) -> int:
@@ -392,6 +398,24 @@ class Store:
         if row is None:
             raise NotFound(f"no bank named {name!r}")
         return _bank(row)
+
+    def _release_due(self) -> None:
+        """release_expired, but only after an indexed look finds something due (the common case is a read)."""
+        due = select(entries.c.id).where(entries.c.disabled_until <= _now()).limit(1)
+        with self.engine.connect() as conn:
+            if conn.execute(due).first() is None:
+                return
+        self.release_expired()
+
+    def _feed_bank_id(self, conn: Connection, name: str) -> int:
+        """The bank's id, or for a deleted bank the id its changes were logged under."""
+        row = conn.execute(select(banks.c.id).where(banks.c.name == name)).first()
+        if row is None:
+            last = select(changes.c.bank_id).where(changes.c.bank_name == name).order_by(changes.c.seq.desc())
+            row = conn.execute(last.limit(1)).first()
+        if row is None:
+            raise NotFound(f"no bank named {name!r}")
+        return row[0]
 
     def _log(self, conn: Connection, op: str, where: Any) -> int:
         """Append one change per entry matching ``where`` (before a delete, after an add or update)."""

@@ -60,6 +60,7 @@ entries = Table(
     Column("updated_at", DateTime),
     UniqueConstraint("bank_id", "signal", "value", name="uq_entries_bank_signal_value"),
     Index("ix_entries_bank_content", "bank_id", "content_id"),
+    Index("ix_entries_disabled_until", "disabled_until"),
     sqlite_autoincrement=True,
 )
 
