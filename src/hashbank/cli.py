@@ -304,6 +304,19 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+def _whoami() -> str:
+    """Who runs the command, for an entry's added_by: the OS account, or 'cli' when there is none."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+ADDED_BY_HELP = "Recorded as each new entry's added_by (default: cli:<your user name>)."
+
+
 def _bank_call(action: Callable[[], T]) -> T:
     """Run a store call, turning unknown banks and refused values into bad-usage exits."""
     from hashbank.store import NotFound
@@ -417,6 +430,7 @@ def bank_add(
     note: Annotated[str | None, typer.Option(help="A note kept with each entry.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes hashing in parallel.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+    added_by: Annotated[str | None, typer.Option(help=ADDED_BY_HELP)] = None,
 ) -> None:
     """Fingerprint files and store only their fingerprints (never the files)."""
     from hashbank.store.files import entries_for
@@ -434,7 +448,7 @@ def bank_add(
             line = {"path": result.path, "error": result.error}
         else:
             entries, skipped = entries_for(result, category=checked, source=source, note=note)
-            added = store.add_entries(bank, entries, added_by="cli")
+            added = store.add_entries(bank, entries, added_by=added_by or _whoami())
             line = {"path": result.path, "added": added.added, "existing": added.existing, "skipped": skipped,
                     "content_id": entries[0].content_id if entries else None}  # fmt: skip
         if as_json:
@@ -457,6 +471,7 @@ def bank_add_hash(
     category: Annotated[str | None, typer.Option(help="Category for every value.")] = None,
     source: Annotated[str | None, typer.Option(help="Where the values came from.")] = None,
     note: Annotated[str | None, typer.Option(help="A note kept with each entry.")] = None,
+    added_by: Annotated[str | None, typer.Option(help=ADDED_BY_HELP)] = None,
 ) -> None:
     """Add fingerprint values directly; invalid ones are reported and the rest are added."""
     from hashbank.store import NewEntry
@@ -465,7 +480,7 @@ def bank_add_hash(
     target = _bank_call(lambda: store.get_bank(bank))
     checked = _bank_call(lambda: target.check_category(category))
     new = [NewEntry(signal, v, category=checked, source=source, note=note) for v in values]
-    result = _bank_call(lambda: store.add_entries(bank, new, added_by="cli"))
+    result = _bank_call(lambda: store.add_entries(bank, new, added_by=added_by or _whoami()))
     for position, reason in result.errors:
         sys.stderr.write(f"error: {values[position]}: {reason}\n")
     out.print(f"added {result.added}, already there {result.existing}, refused {len(result.errors)}")
@@ -477,11 +492,12 @@ def bank_add_hash(
 def bank_import(
     bank: Annotated[str, typer.Argument(help="Bank name.")],
     file: Annotated[Path, typer.Argument(help="The file to import.", exists=True, dir_okay=False)],
-    fmt: Annotated[str, typer.Option("--format", help="te, csv, vics or icse.")],
+    fmt: Annotated[str, typer.Option("--format", help="te, csv, vics, vics-case or icse.")],
     signal: Annotated[str | None, typer.Option(help="Signal type of bare values / rows without one.")] = None,
     category: Annotated[str | None, typer.Option(help="Category for entries the file leaves ungraded.")] = None,
     source: Annotated[str | None, typer.Option(help="Provenance (default: the file name).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Errors and the summary as JSON Lines.")] = False,
+    added_by: Annotated[str | None, typer.Option(help=ADDED_BY_HELP)] = None,
 ) -> None:
     """Import a hash list; every refused line is reported with its number and reason, valid lines load."""
     from hashbank.exchange import ReadOptions, get_format, import_file
@@ -498,7 +514,8 @@ def bank_import(
 
     store = _open_store()
     options = ReadOptions(signal=signal, category=category, source=source)
-    result = _bank_call(lambda: import_file(store, bank, file, fmt, options=options, on_error=report))
+    result = _bank_call(lambda: import_file(store, bank, file, fmt, options=options, on_error=report,
+                                            added_by=added_by or _whoami()))
     summary = {"added": result.added, "existing": result.existing, "refused": result.error_count}
     if as_json:
         _print_json(summary)
@@ -511,14 +528,17 @@ def bank_import(
 @bank_app.command("export")
 def bank_export(
     bank: Annotated[str, typer.Argument(help="Bank name.")],
-    fmt: Annotated[str, typer.Option("--format", help="te, csv or vics.")],
+    fmt: Annotated[str, typer.Option("--format", help="te, csv, vics or vics-case.")],
     since: Annotated[int, typer.Option(min=0, help="Only entries changed after this change-feed cursor.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write a bank's entries in an exchange format."""
-    from hashbank.exchange import export_bank
+    from hashbank.exchange import export_bank, get_format
 
+    if not _bank_call(lambda: get_format(fmt)).can_write:
+        raise usage_error(f"format {fmt!r} can be imported but not exported")
     store = _open_store()
+    _bank_call(lambda: store.get_bank(bank))  # before creating an output file for nothing
     if output is None:
         count = _bank_call(lambda: export_bank(store, bank, sys.stdout, fmt, since=since))
     else:

@@ -109,3 +109,32 @@ def test_concurrent_writers_give_one_ordered_feed(store: Store) -> None:
     feed = read_all(store, page=97)
     assert [c.seq for c in feed] == sorted({c.seq for c in feed}) and len(feed) == 800
     assert replay(feed) == current(store)
+
+
+def test_reading_the_feed_releases_entries_whose_disabled_until_has_passed(store: Store) -> None:
+    from datetime import datetime, timedelta
+
+    store.create_bank("a")
+    store.add_entries("a", [NewEntry("pdq", f"{i:064x}") for i in range(3)])
+    first, second, _ = (e.id for e in store.entries("a"))
+    store.update_entries("a", [first], disabled_until=datetime(2000, 1, 1))  # already over
+    store.update_entries("a", [second], disabled_until=datetime.now() + timedelta(days=365))
+    cursor = store.last_seq()
+    released = store.changes(since=cursor)
+    assert [(c.op, c.entry_id, c.enabled, c.disabled_until) for c in released] == [("update", first, True, None)]
+    assert store.changes(since=released[-1].seq) == []  # once
+    assert [(e.enabled, e.disabled_until is None) for e in store.entries("a")] == [(True, True), (False, False),
+                                                                                  (True, True)]  # fmt: skip
+    assert replay(read_all(store, page=5)) == current(store)
+
+
+def test_a_deleted_banks_feed_ends_in_its_tombstones(store: Store) -> None:
+    store.create_bank("gone")
+    store.add_entries("gone", [NewEntry("md5", f"{i:032x}") for i in range(4)])
+    cursor = store.last_seq()
+    store.delete_bank("gone")
+    tail = store.changes(since=cursor, bank="gone")
+    assert [(c.op, c.bank) for c in tail] == [("delete", "gone")] * 4
+    assert replay(store.changes(bank="gone")) == {}
+    store.create_bank("gone")  # a new bank of that name has its own, new feed
+    assert store.changes(bank="gone") == []

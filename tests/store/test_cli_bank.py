@@ -43,7 +43,7 @@ def test_bank_commands(cli, shared_data: Path, tmp_path: Path) -> None:
     assert [r["added"] for r in lines(cli("add", "hotline", str(images / "kodim01.png"), "--json"))] == [0]
     assert "category 'A'" in cli("add", "hotline", str(images), "--category", "A", code=2).stderr
 
-    bad = cli("add-hash", "hotline", "--signal", "pdq", PDQ, "xyz", code=1)
+    bad = cli("add-hash", "hotline", "--signal", "pdq", PDQ, "xyz", "--added-by", "analyst 7", code=1)
     assert "added 1" in bad.stdout and "xyz: pdq must be 64 hex characters" in bad.stderr
 
     listing = tmp_path / "list.txt"
@@ -58,6 +58,27 @@ def test_bank_commands(cli, shared_data: Path, tmp_path: Path) -> None:
         9, {"md5": 2, "pdq": 3, "sha1": 2, "sha256": 2}, {"pdq": 20}
     )
     assert [(b["name"], b["entries"]) for b in lines(cli("list", "--json"))] == [("hotline", 9), ("uk", 2)]
+
+    import getpass
+
+    who = {(e["signal"], e["added_by"]) for e in lines(cli("changes", "hotline", "--json"))}
+    assert ("pdq", "analyst 7") in who and ("md5", f"cli:{getpass.getuser()}") in who
+
+    vics = tmp_path / "case.json"
+    cursor = lines(cli("show", "hotline", "--json"))[0]["last_seq"]
+    cli("export", "hotline", "--format", "vics-case", "-o", str(vics))
+    cli("create", "vics")
+    assert "added 9" in cli("import", "vics", str(vics), "--format", "vics").stdout
+    icse = tmp_path / "icse.csv"
+    icse.write_text(f"Image ID;MD5;PhotoDNA;Category\n77;{'E' * 32};QUJD;1\n78;zz;;1\n")
+    imported = cli("import", "vics", str(icse), "--format", "icse", "--json", code=1)
+    assert lines(imported)[0] == {"file": str(icse), "line": 3, "error": "md5 must be 32 hex characters, got 2"}
+    assert lines(imported)[-1] == {"added": 2, "existing": 0, "refused": 1}
+    since = cli("export", "vics", "--format", "te", "--since", str(cursor + 9))  # after the 9 from case.json
+    assert since.stdout == f"md5 {'e' * 32}\nphotodna QUJD\n"
+    assert "imported but not exported" in cli("export", "vics", "--format", "icse", code=2).stderr
+    assert "no bank named 'nope'" in cli("export", "nope", "--format", "te", "-o", str(tmp_path / "x"), code=2).stderr
+    assert not (tmp_path / "x").exists()
 
     exported = tmp_path / "out.csv"
     cli("export", "hotline", "--format", "csv", "-o", str(exported))
