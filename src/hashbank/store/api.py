@@ -27,6 +27,10 @@ from hashbank.store.schema import banks, changes, entries
 #: Rows per committed transaction in add_entries: big enough to be fast, small enough to lose little.
 BATCH = 20_000
 _UNSET: Any = object()
+#: Columns of an added row that come from the entry, then those the whole batch shares
+#: (disabled_until and updated_at start NULL).
+_ROW = ("signal", "value", "category", "source", "external_id", "content_id", "tags", "note", "enabled")
+_BATCH = ("bank_id", "added_by", "added_at")
 _SNAPSHOT = (
     "signal",
     "value",
@@ -178,49 +182,37 @@ class Store:
         reported in ``errors`` as (position, reason); they never stop the rest."""
         target = self.get_bank(bank)
         result = AddResult()
-        rows = self._rows(target, new, added_by, result)
+        rows = self._rows(target, new, result)
         while chunk := list(islice(rows, batch_size)):
-            added = self._add_batch(target.id, chunk)
+            added = self._add_batch(target.id, added_by, chunk)
             result.added += added
             result.existing += len(chunk) - added
         return result
 
-    def _rows(self, bank: Bank, new: Iterable[NewEntry], added_by: str, result: AddResult) -> Iterator[dict]:
-        """Validated, normalised row dicts; refused entries go to result.errors."""
+    def _rows(self, bank: Bank, new: Iterable[NewEntry], result: AddResult) -> Iterator[tuple]:
+        """Validated, normalised rows in _ROW order; refused entries go to result.errors."""
         check_category = bank.check_category
+        get_signal = signals.get
+        dumps = json.dumps
         for position, entry in enumerate(new):
             try:
-                signal = signals.get(entry.signal)
+                signal = get_signal(entry.signal)
                 value = signal.parse(entry.value)
                 category = check_category(entry.category)
             except ValueError as exc:
                 result.errors.append((position, str(exc)))
                 continue
-            yield {
-                "bank_id": bank.id,
-                "signal": signal.name,
-                "value": value,
-                "category": category,
-                "source": entry.source,
-                "external_id": entry.external_id,
-                "content_id": entry.content_id,
-                "tags": json.dumps(list(entry.tags)) if entry.tags else None,
-                "note": entry.note,
-                "added_by": added_by,
-                "enabled": entry.enabled,
-                "disabled_until": None,
-                "updated_at": None,
-            }
+            tags = entry.tags
+            yield (signal.name, value, category, entry.source, entry.external_id, entry.content_id,
+                   dumps(list(tags)) if tags else None, entry.note, entry.enabled)  # fmt: skip
 
-    def _add_batch(self, bank_id: int, rows: list[dict]) -> int:
+    def _add_batch(self, bank_id: int, added_by: str, rows: list[tuple]) -> int:
         with write_transaction(self.engine) as conn:
             if conn.execute(select(banks.c.id).where(banks.c.id == bank_id)).first() is None:
                 raise NotFound(f"bank id {bank_id} was deleted during the import")
-            now = db_value(conn, entries, "added_at", _now())
-            for row in rows:
-                row["added_at"] = now
+            batch = (bank_id, added_by, db_value(conn, entries, "added_at", _now()))
             before = conn.execute(select(func.coalesce(func.max(entries.c.id), 0))).scalar_one()
-            insert_ignoring_conflicts(conn, entries, rows)
+            insert_ignoring_conflicts(conn, entries, _ROW + _BATCH, [row + batch for row in rows])
             # Writers are serialised, so the ids above `before` are exactly this batch's new rows.
             return self._log(conn, "add", and_(entries.c.bank_id == bank_id, entries.c.id > before))
 
@@ -401,7 +393,8 @@ class Store:
 
     def _release_due(self) -> None:
         """release_expired, but only after an indexed look finds something due (the common case is a read)."""
-        due = select(entries.c.id).where(entries.c.disabled_until <= _now()).limit(1)
+        due = select(entries.c.id).where(entries.c.disabled_until.is_not(None), entries.c.disabled_until <= _now())
+        due = due.limit(1)  # the partial index on disabled_until answers this without a scan
         with self.engine.connect() as conn:
             if conn.execute(due).first() is None:
                 return

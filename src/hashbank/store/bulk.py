@@ -1,4 +1,4 @@
-"""Fast bulk insert: one compiled INSERT ... ON CONFLICT DO NOTHING, run with the driver's executemany.
+"""Fast bulk insert: one INSERT ... ON CONFLICT DO NOTHING, run with the driver's executemany.
 
 SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, so rows
 arrive here already in database form (JSON as text, datetimes through the column's processor).
@@ -6,23 +6,27 @@ arrive here already in database form (JSON as text, datetimes through the column
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 
-def insert_ignoring_conflicts(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert dict rows (all with the same keys); rows whose unique key exists are skipped."""
+def insert_ignoring_conflicts(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows (tuples in ``columns`` order); rows whose unique key exists are skipped.
+
+    Positional parameters: the drivers bind a tuple faster than a dict of the same values."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        stmt, dialect = postgresql.insert(table), conn.dialect
-    else:
-        # Named parameters, so pysqlite takes the same dicts psycopg does.
-        stmt, dialect = sqlite.insert(table), sqlite.dialect(paramstyle="named")
-    sql = str(stmt.on_conflict_do_nothing().compile(dialect=dialect, column_keys=list(rows[0])))
-    conn.exec_driver_sql(sql, rows)
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"  # psycopg's and sqlite3's positional markers
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING"
+    )
+    conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
 
 
 def db_value(conn: Connection, table: Table, column: str, value: Any) -> Any:

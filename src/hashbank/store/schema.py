@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 #: A 64-bit key that is still SQLite's rowid (so it autoincrements there).
@@ -60,7 +61,12 @@ entries = Table(
     Column("updated_at", DateTime),
     UniqueConstraint("bank_id", "signal", "value", name="uq_entries_bank_signal_value"),
     Index("ix_entries_bank_content", "bank_id", "content_id"),
-    Index("ix_entries_disabled_until", "disabled_until"),
+    Index(
+        "ix_entries_disabled_until",
+        "disabled_until",
+        sqlite_where=text("disabled_until IS NOT NULL"),
+        postgresql_where=text("disabled_until IS NOT NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 

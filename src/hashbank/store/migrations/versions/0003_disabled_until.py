@@ -5,6 +5,7 @@ Revision ID: 0003
 Revises: 0002
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
@@ -14,7 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_entries_disabled_until", "entries", ["disabled_until"])
+    # Partial: most entries have none, and a bulk import should not pay for indexing their NULLs.
+    due = sa.text("disabled_until IS NOT NULL")
+    op.create_index("ix_entries_disabled_until", "entries", ["disabled_until"], sqlite_where=due, postgresql_where=due)
 
 
 def downgrade() -> None:
