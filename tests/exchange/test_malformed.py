@@ -158,8 +158,19 @@ VICS_13 = """\ufeff{"odata.metadata": "http://github.com/ICMEC/ProjectVic/DataMo
 """.replace("MD5HEX", "A" * 32).replace("SHA1HEX", "B" * 40)
 
 
-def test_vics_tolerance_and_reasons(store: Store, bank: str) -> None:
-    added, errors = run(store, bank, VICS_13.encode(), "vics")
+HEADERS = {
+    "1.3": '"odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml/$metadata#Cases"',
+    "1.2": '"odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.2.xml/$metadata#Cases"',
+    "2.0": '"@odata.context": "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Cases"',
+}
+
+
+@pytest.mark.parametrize("version", sorted(HEADERS))
+def test_vics_tolerance_and_reasons(store: Store, bank: str, version: str) -> None:
+    """Case form, with a BOM, string booleans and PhotoDNA both top-level and in AlternativeHashes."""
+    data = VICS_13.replace(HEADERS["1.3"], HEADERS[version])
+    assert HEADERS[version] in data
+    added, errors = run(store, bank, data.encode(), "vics")
     assert added == 3
     assert [line for line, _ in errors] == [4, 5, 5, 7, 8]
     assert "not a true/false value: 'maybe'" in errors[0][1]
