@@ -318,13 +318,16 @@ ADDED_BY_HELP = "Recorded as each new entry's added_by (default: cli:<your user 
 
 
 def _bank_call(action: Callable[[], T]) -> T:
-    """Run a store call, turning unknown banks and refused values into bad-usage exits."""
+    """Run a store call, turning unknown banks, refused values and unreadable or unwritable files
+    into bad-usage exits with the reason (never a traceback)."""
     from hashbank.store import NotFound
 
     try:
         return action()
     except (NotFound, ValueError) as exc:
         raise usage_error(str(exc)) from None
+    except OSError as exc:
+        raise usage_error(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)) from None
 
 
 @bank_app.command("create")
@@ -542,7 +545,7 @@ def bank_export(
     if output is None:
         count = _bank_call(lambda: export_bank(store, bank, sys.stdout, fmt, since=since))
     else:
-        with open(output, "w", encoding="utf-8", newline="") as fh:
+        with _bank_call(lambda: open(output, "w", encoding="utf-8", newline="")) as fh:
             count = _bank_call(lambda: export_bank(store, bank, fh, fmt, since=since))
     err.print(f"exported {count} entries")
 

@@ -79,6 +79,8 @@ def test_bank_commands(cli, shared_data: Path, tmp_path: Path) -> None:
     assert "imported but not exported" in cli("export", "vics", "--format", "icse", code=2).stderr
     assert "no bank named 'nope'" in cli("export", "nope", "--format", "te", "-o", str(tmp_path / "x"), code=2).stderr
     assert not (tmp_path / "x").exists()
+    unwritable = cli("export", "vics", "--format", "te", "-o", str(tmp_path / "no" / "x"), code=2)
+    assert f"{tmp_path / 'no' / 'x'}:Nosuchfileordirectory" in "".join(unwritable.stderr.split())  # rich wraps it
 
     exported = tmp_path / "out.csv"
     cli("export", "hotline", "--format", "csv", "-o", str(exported))
