@@ -29,7 +29,7 @@ TEST_CONFIG = ServiceConfig(
     flush_interval=0.005,
     webhook_poll=0.05,
     webhook_attempts=3,
-    webhook_backoff=0.05,
+    webhook_backoff=0.15,  # well above webhook_poll, so the growing gaps show under a loaded CPU
     webhook_timeout=2.0,
 )
 
