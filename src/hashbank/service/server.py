@@ -33,11 +33,12 @@ def _options(access_log: bool) -> dict[str, Any]:
     return {"factory": True, "access_log": access_log, "log_config": log_config(), "timeout_keep_alive": 30}
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, *, share: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     return sock
@@ -57,7 +58,12 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(APP, host=host, port=port, workers=workers, **_options(access_log))
         return
-    _listen(host, port).close()  # fail here, once, if the port is taken
+    # Fail here, once, if anything listens on the port already: bound without SO_REUSEPORT, so an
+    # earlier server still running is refused rather than silently sharing the traffic.
+    try:
+        _listen(host, port, share=False).close()
+    except OSError as exc:
+        raise SystemExit(f"hashbank serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     context = multiprocessing.get_context("spawn")
     stopping = False
 
