@@ -1,8 +1,9 @@
 """The Store: banks, entries and the change log behind one small API, on SQLite or PostgreSQL.
 
 Every write goes through one serialised transaction that also appends to the change log,
-so the feed is complete and strictly ordered. Bulk adds use Core executemany with
-INSERT ... ON CONFLICT DO NOTHING, committed in batches: a killed import keeps whole batches.
+so the feed is complete and strictly ordered. Bulk adds insert with ON CONFLICT DO NOTHING
+(executemany on SQLite, COPY through a temporary table on PostgreSQL; see bulk.py), committed
+in batches: a killed import keeps whole batches.
 """
 
 from __future__ import annotations
