@@ -1,0 +1,170 @@
+"""HammingIndex against brute force: every neighbour within the radius, nothing else, through every change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hashbank.index import HammingIndex
+
+RNG = np.random.default_rng(20261125)
+POP = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
+
+
+def random_hashes(n: int) -> np.ndarray:
+    return RNG.integers(0, 256, size=(n, 32), dtype=np.uint8)
+
+
+def near(base: np.ndarray, flips: int) -> np.ndarray:
+    """``base`` with ``flips`` distinct random bits flipped in each row."""
+    out = base.copy()
+    for row in out:
+        for bit in RNG.choice(256, size=flips, replace=False):
+            row[bit >> 3] ^= np.uint8(1 << (bit & 7))
+    return out
+
+
+def clustered(families: int, size: int) -> np.ndarray:
+    """Families of near-duplicates (within ~20 bits of a seed), as real hash lists have."""
+    seeds = random_hashes(families)
+    rows = [near(np.repeat(seeds[i : i + 1], size, axis=0), int(RNG.integers(0, 20))) for i in range(families)]
+    return np.concatenate(rows)
+
+
+def brute(ids: np.ndarray, hashes: np.ndarray, queries: np.ndarray, radius: int) -> list[set[tuple[int, int]]]:
+    out = []
+    for q in queries:
+        dist = POP[np.bitwise_xor(hashes, q)].sum(1)
+        keep = dist <= radius
+        out.append(set(zip(ids[keep].tolist(), dist[keep].tolist(), strict=True)))
+    return out
+
+
+def queries_for(hashes: np.ndarray, count: int) -> np.ndarray:
+    """Half near a stored hash (0-40 bits away), half random."""
+    picks = hashes[RNG.integers(0, len(hashes), size=count // 2)]
+    close = np.concatenate([near(picks[i : i + 1], int(RNG.integers(0, 41))) for i in range(len(picks))])
+    return np.concatenate([close, random_hashes(count - len(close))])
+
+
+def check(index: HammingIndex, ids: np.ndarray, hashes: np.ndarray, queries: np.ndarray, radius: int) -> None:
+    got = [set(hits) for hits in index.search(queries, radius)]
+    assert got == brute(ids, hashes, queries, radius)
+    for hits in index.search(queries, radius):
+        assert len(hits) == len(set(hits)), "an item reported twice"
+
+
+@pytest.mark.parametrize("kind", ["uniform", "clustered"])
+@pytest.mark.parametrize("radius", [0, 31, 63, 90])
+def test_search_equals_brute_force(kind: str, radius: int) -> None:
+    hashes = random_hashes(50_000) if kind == "uniform" else clustered(2_000, 25)
+    ids = RNG.permutation(len(hashes)).astype(np.int64) * 7 + 3
+    index = HammingIndex()
+    index.add(ids, hashes)
+    assert len(index) == len(hashes)
+    check(index, ids, hashes, queries_for(hashes, 200), radius)
+
+
+def test_empty_and_single_entry() -> None:
+    index = HammingIndex()
+    assert len(index) == 0
+    assert index.search(random_hashes(3), 31) == [[], [], []]
+    one = random_hashes(1)
+    index.add([42], one)
+    assert len(index) == 1 and 42 in index
+    assert index.search(one, 0) == [[(42, 0)]]
+    assert index.search(near(one, 31), 31) == [[(42, 31)]]
+    assert index.search(near(one, 32), 31) == [[]]
+
+
+def test_single_entry_survives_save_and_load(tmp_path: Path) -> None:
+    """python-threatexchange #1318: a one-entry index came back empty."""
+    one = random_hashes(1)
+    index = HammingIndex()
+    index.add([7], one)
+    index.save(tmp_path / "one.idx")
+    loaded = HammingIndex.load(tmp_path / "one.idx")
+    assert len(loaded) == 1 and loaded.search(one, 31) == [[(7, 0)]]
+
+
+def test_duplicate_hashes_under_different_ids_are_all_found() -> None:
+    h = random_hashes(1)
+    index = HammingIndex()
+    index.add([1, 2, 3], np.repeat(h, 3, axis=0))
+    index.add(np.arange(10, 30_010), random_hashes(30_000))  # a bulk add builds the base around them
+    assert sorted(index.search(h, 0)[0]) == [(1, 0), (2, 0), (3, 0)]
+
+
+@pytest.mark.parametrize("delta_limit", [16, 16384])
+def test_changes_match_brute_force_through_delta_and_compaction(delta_limit: int) -> None:
+    """Adds, re-adds (an id takes its new hash), removes and remove-then-add, in small and bulk steps."""
+    index = HammingIndex(delta_limit=delta_limit)
+    truth: dict[int, np.ndarray] = {}
+
+    def apply_add(ids: np.ndarray, hashes: np.ndarray) -> None:
+        index.add(ids, hashes)
+        truth.update(zip(ids.tolist(), hashes, strict=True))
+
+    apply_add(np.arange(20_000), clustered(1_000, 20))
+    for step in range(60):
+        ids = RNG.integers(0, 25_000, size=int(RNG.integers(1, 40)))
+        ids = np.unique(ids)
+        if step % 3 == 0:
+            gone = [i for i in ids.tolist() if i in truth]
+            assert index.remove(ids) == len(gone)
+            for i in gone:
+                del truth[i]
+        else:
+            apply_add(ids, random_hashes(len(ids)) if step % 2 else near(random_hashes(1), 3).repeat(len(ids), 0))
+    assert index.remove([10**9]) == 0  # unknown id
+    removed = int(next(iter(truth)))
+    index.remove([removed])
+    back = random_hashes(1)
+    index.add([removed], back)  # remove, then add the same id again
+    truth[removed] = back[0]
+    assert len(index) == len(truth)
+    ids = np.fromiter(truth, np.int64)
+    hashes = np.stack([truth[i] for i in ids.tolist()])
+    check(index, ids, hashes, queries_for(hashes, 150), 31)
+    check(index, ids, hashes, queries_for(hashes, 50), 63)
+
+
+def test_save_load_is_mapped_and_stays_live(tmp_path: Path) -> None:
+    hashes = clustered(500, 40)
+    ids = np.arange(len(hashes), dtype=np.int64) + 1_000_000_000_000  # past 32 bits
+    index = HammingIndex()
+    index.add(ids, hashes)
+    index.save(tmp_path / "pdq.idx")
+    loaded = HammingIndex.load(tmp_path / "pdq.idx")
+    assert len(loaded) == len(hashes)
+    queries = queries_for(hashes, 100)
+    check(loaded, ids, hashes, queries, 31)
+    # changes after load go to the delta and tombstones; the mapped file is not written
+    before = (tmp_path / "pdq.idx").read_bytes()
+    loaded.remove(ids[:100])
+    extra = random_hashes(50)
+    loaded.add(np.arange(50), extra)
+    assert (tmp_path / "pdq.idx").read_bytes() == before
+    all_ids = np.concatenate([ids[100:], np.arange(50)])
+    all_hashes = np.concatenate([hashes[100:], extra])
+    check(loaded, all_ids, all_hashes, np.concatenate([queries, extra[:10]]), 31)
+    # saving again (over the mapped file) and reloading keeps exactly that state
+    loaded.save(tmp_path / "pdq.idx")
+    check(HammingIndex.load(tmp_path / "pdq.idx"), all_ids, all_hashes, queries, 45)
+
+
+def test_bad_input_is_refused_with_a_reason(tmp_path: Path) -> None:
+    index = HammingIndex()
+    with pytest.raises(ValueError, match="shape"):
+        index.add([1, 2], random_hashes(3))
+    with pytest.raises(ValueError, match="shape"):
+        index.add([1], np.zeros((1, 16), np.uint8))
+    with pytest.raises(ValueError, match="radius"):
+        index.search(random_hashes(1), -1)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        HammingIndex(bits=100)
+    (tmp_path / "junk.idx").write_bytes(b"not an index at all")
+    with pytest.raises(ValueError):
+        HammingIndex.load(tmp_path / "junk.idx")
