@@ -182,10 +182,10 @@ typedef struct {
 static int hits_push(Hits *h, uint32_t k, int d) {
     if (h->len == h->cap) {
         Py_ssize_t cap = h->cap ? h->cap * 2 : 64;
-        uint32_t *nk = PyMem_Realloc(h->k, cap * sizeof(uint32_t));
+        uint32_t *nk = PyMem_RawRealloc(h->k, cap * sizeof(uint32_t));
         if (!nk) return -1;
         h->k = nk;
-        uint16_t *nd = PyMem_Realloc(h->d, cap * sizeof(uint16_t));
+        uint16_t *nd = PyMem_RawRealloc(h->d, cap * sizeof(uint16_t));
         if (!nd) return -1;
         h->d = nd;
         h->cap = cap;
@@ -383,8 +383,8 @@ static PyObject *Base_search(BaseObject *self, PyObject *args) {
             if (!l) Py_CLEAR(result);
             else PyList_SET_ITEM(result, i, l);
         }
-        PyMem_Free(all[i].k);
-        PyMem_Free(all[i].d);
+        PyMem_RawFree(all[i].k);
+        PyMem_RawFree(all[i].d);
     }
     PyMem_Free(all);
     PyBuffer_Release(&qb);
@@ -596,8 +596,8 @@ static PyObject *scan(PyObject *mod, PyObject *args) {
             if (!l) Py_CLEAR(result);
             else PyList_SET_ITEM(result, i, l);
         }
-        PyMem_Free(all[i].k);
-        PyMem_Free(all[i].d);
+        PyMem_RawFree(all[i].k);
+        PyMem_RawFree(all[i].d);
     }
     PyMem_Free(all);
     PyBuffer_Release(&I);

@@ -82,7 +82,8 @@ class _Base:
         """Position of ``item_id`` in the id node, or -1."""
         if self.n == 0 or item_id < 0 or (self.ids.dtype == np.uint32 and item_id >= 2**32):
             return -1
-        k = int(np.searchsorted(self.ids, item_id))
+        # A scalar of the array's own type: a Python int makes numpy convert all n ids (18 ms at 10M).
+        k = int(np.searchsorted(self.ids, self.ids.dtype.type(item_id)))
         return k if k < self.n and int(self.ids[k]) == item_id else -1
 
     def is_dead(self, k: int) -> bool:
