@@ -79,7 +79,10 @@ def test_match_cli_finds_transformed_copies_and_nothing_else(cli, photos: list[P
                 assert matches, f"{name} copy of a banked photo not found"
                 best = matches[0]
                 assert (best["bank"], best["entry_id"], best["category"], best["signal"]) == (
-                    "hotline", entry_of[photo.stem], "1", "pdq"
+                    "hotline",
+                    entry_of[photo.stem],
+                    "1",
+                    "pdq",
                 )
                 assert 0 <= best["distance"] <= 31
             else:
