@@ -462,43 +462,16 @@ def _bank(row: Any) -> Bank:
     )
 
 
+def _snapshot(row: Any) -> dict[str, Any]:
+    """The entry fields an Entry and a Change both carry, from a row joined with its bank's name."""
+    fields = {name: getattr(row, name) for name in _SNAPSHOT}
+    fields["tags"] = tuple(row.tags or ())
+    return {"bank": row.bank_name, "enabled": row.enabled, **fields}
+
+
 def _entry(row: Any) -> Entry:
-    return Entry(
-        id=row.id,
-        bank=row.bank_name,
-        signal=row.signal,
-        value=row.value,
-        category=row.category,
-        source=row.source,
-        external_id=row.external_id,
-        content_id=row.content_id,
-        tags=tuple(row.tags or ()),
-        note=row.note,
-        added_at=row.added_at,
-        added_by=row.added_by,
-        enabled=row.enabled,
-        disabled_until=row.disabled_until,
-    )
+    return Entry(id=row.id, **_snapshot(row))
 
 
 def _change(row: Any) -> Change:
-    return Change(
-        seq=row.seq,
-        op=row.op,
-        entry_id=row.entry_id,
-        bank=row.bank_name,
-        signal=row.signal,
-        value=row.value,
-        category=row.category,
-        enabled=row.enabled,
-        bank_id=row.bank_id,
-        at=row.at,
-        source=row.source,
-        external_id=row.external_id,
-        content_id=row.content_id,
-        tags=tuple(row.tags or ()),
-        note=row.note,
-        added_at=row.added_at,
-        added_by=row.added_by,
-        disabled_until=row.disabled_until,
-    )
+    return Change(seq=row.seq, op=row.op, entry_id=row.entry_id, bank_id=row.bank_id, at=row.at, **_snapshot(row))
