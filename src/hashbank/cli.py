@@ -45,6 +45,18 @@ def parse_signals(text: str | None) -> list[str] | None:
         raise usage_error(str(exc)) from None
 
 
+def item_error(label: object, error: object) -> None:
+    """One item of a batch that failed: its name and the reason, and the batch goes on."""
+    out.print(f"{escape(str(label))}  [red]error:[/red] {escape(str(error))}")
+
+
+def exit_if_failed(failed: int, what: str) -> None:
+    """Exit 1 after a batch in which ``failed`` items could not be done."""
+    if failed:
+        err.print(f"{failed} {what}")
+        raise typer.Exit(1)
+
+
 @app.callback()
 def root() -> None:
     """hashbank: fingerprints of known abuse media — hash, bank, match, scan, serve."""
@@ -76,10 +88,8 @@ def hash_command(
                 fields.append(f"quality={result.pdq_quality}")
             out.print(f"{escape(str(result.path))}  {result.width}x{result.height}  " + "  ".join(fields))
         else:
-            out.print(f"{escape(str(result.path))}  [red]error:[/red] {escape(str(result.error))}")
-    if failed:
-        err.print(f"{failed} file(s) could not be hashed")
-        raise typer.Exit(1)
+            item_error(result.path, result.error)
+    exit_if_failed(failed, "file(s) could not be hashed")
 
 
 @app.command("match")
@@ -130,7 +140,7 @@ def match_command(
                 line["matches"] = [m.to_json() for m in matches]
             sys.stdout.write(json.dumps(line) + "\n")
         elif error:
-            out.print(f"{escape(label)}  [red]error:[/red] {escape(error)}")
+            item_error(label, error)
         elif not matches:
             out.print(f"{escape(label)}  no match")
         for m in matches if not as_json else ():
@@ -151,9 +161,8 @@ def match_command(
                 emit(str(result.path), matcher.match(result, banks=bank, threshold=threshold, dihedral=dihedral), None)
             except ValueError as exc:
                 raise usage_error(str(exc)) from None
-    if failed:
-        err.print(f"{failed} item(s) could not be matched")
-    if failed or (fail_on_match and matched):
+    exit_if_failed(failed, "item(s) could not be matched")
+    if fail_on_match and matched:
         raise typer.Exit(1)
 
 
@@ -457,13 +466,11 @@ def bank_add(
         if as_json:
             _print_json(line)
         elif "error" in line:
-            out.print(f"{escape(str(result.path))}  [red]error:[/red] {escape(str(result.error))}")
+            item_error(result.path, result.error)
         else:
             extra = "".join(f"  (left out: {escape(s)})" for s in line["skipped"])
             out.print(f"{escape(str(result.path))}  added {line['added']}, already there {line['existing']}{extra}")
-    if failed:
-        err.print(f"{failed} file(s) could not be hashed")
-        raise typer.Exit(1)
+    exit_if_failed(failed, "file(s) could not be hashed")
 
 
 @bank_app.command("add-hash")
