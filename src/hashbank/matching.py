@@ -80,11 +80,12 @@ class ExactIndex:
 class Matcher:
     """Store + indexes + per-bank thresholds + PDQ quality floor + dihedral lookup."""
 
-    def __init__(self, store: Store, *, page: int = 10_000) -> None:
+    def __init__(self, store: Store, *, page: int = 10_000, delta_limit: int = 16_384) -> None:
         self.store = store
         self.page = page
+        self.delta_limit = delta_limit
         self.cursor = -1  # nothing loaded yet
-        self._hamming = {name: HammingIndex(bits) for name, bits in HAMMING.items()}
+        self._hamming = self._new_hamming()
         self._exact: dict[str, ExactIndex] = {}
         self._banks: dict[str, Bank] = {}
         self._lock = threading.RLock()  # searches vs. index changes
@@ -108,6 +109,7 @@ class Matcher:
                             self._remove(change.entry_id, change.signal)
                     self.cursor = page[-1].seq
                 applied += len(page)
+                self._compact()
             with self._lock:
                 self._banks = banks
             return loaded + applied
@@ -118,7 +120,7 @@ class Matcher:
         the minutes a big bank takes; hex becomes index rows one page at a time (no list of
         millions of strings)."""
         cursor = self.store.last_seq()
-        hamming = {name: HammingIndex(bits) for name, bits in HAMMING.items()}
+        hamming = self._new_hamming()
         exact: dict[str, ExactIndex] = {}
         parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {name: ([], []) for name in hamming}
         loaded = 0
@@ -145,6 +147,21 @@ class Matcher:
         with self._lock:
             self._hamming, self._exact, self.cursor = hamming, exact, cursor
         return loaded
+
+    def _new_hamming(self) -> dict[str, HammingIndex]:
+        # No compaction inside add(): it would rebuild under the lock searches wait on (16 s at 10M).
+        return {
+            name: HammingIndex(bits, delta_limit=self.delta_limit, auto_compact=False) for name, bits in HAMMING.items()
+        }
+
+    def _compact(self) -> None:
+        """Fold an index's changes into a fresh base off to the side, then swap it in. Only catch_up
+        changes the indexes (one at a time), so nothing changes while the new one builds."""
+        for name, index in list(self._hamming.items()):
+            if index.pending > self.delta_limit:
+                fresh = index.compacted()
+                with self._lock:
+                    self._hamming[name] = fresh
 
     def _add(self, ids: list[int], signal_names: list[str], values: list[str]) -> None:
         for entry_id, signal, value in zip(ids, signal_names, values, strict=True):

@@ -168,3 +168,20 @@ def test_bad_input_is_refused_with_a_reason(tmp_path: Path) -> None:
     (tmp_path / "junk.idx").write_bytes(b"not an index at all")
     with pytest.raises(ValueError):
         HammingIndex.load(tmp_path / "junk.idx")
+
+
+def test_compacted_copy_leaves_the_original_searchable() -> None:
+    """A live server builds the new base off to the side: the old index must stay whole meanwhile."""
+    hashes = clustered(300, 20)
+    ids = np.arange(len(hashes), dtype=np.int64)
+    index = HammingIndex(delta_limit=8, auto_compact=False)
+    index.add(ids[:5000], hashes[:5000])
+    for i in range(5000, 5100):  # one at a time: no compaction inside add()
+        index.add([i], hashes[i : i + 1])
+    index.remove(ids[:40])
+    assert index.pending == 100 + 40
+    fresh = index.compacted()
+    assert fresh.pending == 0 and index.pending == 140
+    queries = queries_for(hashes[40:5100], 100)
+    for either in (index, fresh):
+        check(either, ids[40:5100], hashes[40:5100], queries, 31)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,20 @@ def test_matcher_follows_changes_made_elsewhere(store_url: str, photos: list[Pat
         theirs.set_bank_enabled("live", False)
         matcher.catch_up()
         assert matcher.match(results[0]) == []
+
+
+def test_matcher_compacts_off_to_the_side(store_url: str) -> None:
+    """Past the delta limit the Matcher swaps in a freshly built index; every entry still matches."""
+    values = [format(random.Random(i).getrandbits(256), "064x") for i in range(60)]
+    with open_store(store_url) as mine, open_store(store_url) as theirs:
+        theirs.create_bank("busy")
+        matcher = Matcher(mine, page=7, delta_limit=10)
+        matcher.catch_up()
+        before = matcher._hamming["pdq"]
+        for start in range(0, 60, 15):
+            theirs.add_entries("busy", [NewEntry("pdq", v) for v in values[start : start + 15]])
+        matcher.catch_up()
+        index = matcher._hamming["pdq"]
+        assert index is not before and index.pending <= 10 and len(index) == 60
+        for value in values:
+            assert [m.distance for m in matcher.match_values({"pdq": value})] == [0]

@@ -105,12 +105,14 @@ class _Base:
 class HammingIndex:
     """Every stored hash within a radius of a query, exactly; ids are int64."""
 
-    def __init__(self, bits: int = 256, *, delta_limit: int = 16384) -> None:
+    def __init__(self, bits: int = 256, *, delta_limit: int = 16384, auto_compact: bool = True) -> None:
         if bits <= 0 or bits % 32:
             raise ValueError(f"bits must be a positive multiple of 32, got {bits}")
         self.bits = bits
         self.nbytes_per_hash = bits // 8
         self.delta_limit = delta_limit
+        #: False when the owner compacts with ``compacted()`` off to the side (a live server).
+        self.auto_compact = auto_compact
         self._base: _Base | None = None
         self._dhash = np.empty((0, self.nbytes_per_hash), np.uint8)
         self._dids = np.empty(0, np.int64)
@@ -159,7 +161,7 @@ class HammingIndex:
             self._dids[self._dn] = item_id
             self._drow[item_id] = self._dn
             self._dn += 1
-        if self._dn > self.delta_limit:
+        if self.auto_compact and self._dn > self.delta_limit:
             self.compact()
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
@@ -189,19 +191,37 @@ class HammingIndex:
         """Fold the delta and tombstones into a freshly built base."""
         self._rebuild(np.empty(0, np.int64), np.empty((0, self.nbytes_per_hash), np.uint8))
 
-    def _rebuild(self, ids: np.ndarray, hashes: np.ndarray) -> None:
+    @property
+    def pending(self) -> int:
+        """Changes since the base was built (delta rows and tombstones): what a compaction folds in."""
+        return self._dn + (self._base.dead_count if self._base else 0)
+
+    def compacted(self) -> HammingIndex:
+        """A new index holding exactly this one's items in a fresh base; this one is only read, so
+        searches on it can go on while the new one builds (at 10M, seconds)."""
+        fresh = HammingIndex(self.bits, delta_limit=self.delta_limit, auto_compact=self.auto_compact)
+        fresh._base = _Base.build(*self._live())
+        return fresh
+
+    def _live(self, ids: np.ndarray | None = None, hashes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every live (id, hash): base, delta, then ``ids``; later rows replace earlier ones."""
         parts_ids, parts_hashes = [], []
         if self._base is not None and self._base.n:
             live = self._base.live()
             parts_ids.append(self._base.ids[live].astype(np.int64))
             parts_hashes.append(self._base.hashes()[live])
-        parts_ids += [self._dids[: self._dn], ids]
-        parts_hashes += [self._dhash[: self._dn], hashes]
+        parts_ids.append(self._dids[: self._dn])
+        parts_hashes.append(self._dhash[: self._dn])
+        if ids is not None and hashes is not None:
+            parts_ids.append(ids)
+            parts_hashes.append(hashes)
         all_ids, all_hashes = np.concatenate(parts_ids), np.concatenate(parts_hashes)
-        # Later rows replace earlier ones with the same id.
         _, last = np.unique(all_ids[::-1], return_index=True)
         keep = len(all_ids) - 1 - last
-        self._base = _Base.build(all_ids[keep], all_hashes[keep])
+        return all_ids[keep], all_hashes[keep]
+
+    def _rebuild(self, ids: np.ndarray, hashes: np.ndarray) -> None:
+        self._base = _Base.build(*self._live(ids, hashes))
         self._dhash = np.empty((0, self.nbytes_per_hash), np.uint8)
         self._dids = np.empty(0, np.int64)
         self._dn = 0
