@@ -189,7 +189,7 @@ class HammingIndex:
 
     def compact(self) -> None:
         """Fold the delta and tombstones into a freshly built base."""
-        self._rebuild(np.empty(0, np.int64), np.empty((0, self.nbytes_per_hash), np.uint8))
+        self._rebuild()
 
     @property
     def pending(self) -> int:
@@ -220,7 +220,7 @@ class HammingIndex:
         keep = len(all_ids) - 1 - last
         return all_ids[keep], all_hashes[keep]
 
-    def _rebuild(self, ids: np.ndarray, hashes: np.ndarray) -> None:
+    def _rebuild(self, ids: np.ndarray | None = None, hashes: np.ndarray | None = None) -> None:
         self._base = _Base.build(*self._live(ids, hashes))
         self._dhash = np.empty((0, self.nbytes_per_hash), np.uint8)
         self._dids = np.empty(0, np.int64)

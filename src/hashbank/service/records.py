@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
@@ -27,18 +26,22 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _late(timeout: float) -> AuditUnavailable:
+    return AuditUnavailable(f"the audit log was not written within {timeout:g} s")
+
+
 def wait_for(done: Future[None], timeout: float) -> None:
     try:
         done.result(timeout)
     except FutureTimeout:
-        raise AuditUnavailable(f"the audit log was not written within {timeout:g} s") from None
+        raise _late(timeout) from None
 
 
 async def wait_async(done: Future[None], timeout: float) -> None:
     try:
         await asyncio.wait_for(asyncio.wrap_future(done), timeout)
     except TimeoutError:
-        raise AuditUnavailable(f"the audit log was not written within {timeout:g} s") from None
+        raise _late(timeout) from None
 
 
 def _settle(done: Future[None], error: Exception | None = None) -> None:
@@ -204,11 +207,7 @@ class Recorder:
                 raise
             for done in waiting:
                 _settle(done)
-            if self.on_flush and (audit or found):
-                self.on_flush(len(audit) + len(found))
             return len(audit) + len(found)
-
-    on_flush: Callable[[int], None] | None = None
 
     def _queue_webhooks(self, conn: Any, found: list[dict[str, Any]]) -> None:
         banks = {row["bank"] for row in found}

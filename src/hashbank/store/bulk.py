@@ -24,10 +24,9 @@ def insert_ignoring_conflicts(
         _copy_then_insert(conn, table, columns, rows)
         return
     quote = conn.dialect.identifier_preparer.quote
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"  # psycopg's and sqlite3's positional markers
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING"
+        f"VALUES ({', '.join(['?'] * len(columns))}) ON CONFLICT DO NOTHING"  # sqlite3's positional marker
     )
     conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
 
