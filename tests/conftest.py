@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
+from typer.testing import CliRunner, Result
 
+from hashbank.cli import app
 from hashbank.store import Store, open_store
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -78,3 +81,22 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def store(store_url: str) -> Iterator[Store]:
     with open_store(store_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def hashbank_cli(store_url: str, hashbank_home: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """``hashbank ARGS...`` in-process on a fresh store; asserts the exit code (``code``, default 0)."""
+    monkeypatch.setenv("HASHBANK_DATABASE_URL", store_url)
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> Result:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
+        return result
+
+    return invoke
+
+
+def json_lines(result: Result) -> list[dict]:
+    """The JSON Lines a command printed."""
+    return [json.loads(line) for line in result.stdout.splitlines()]

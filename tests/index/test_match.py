@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import io
-import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from hashbank.cli import app
 from hashbank.matching import Matcher
 from hashbank.signals.compute import hash_file
 from hashbank.store import NewEntry, open_store
+from tests.conftest import json_lines
 
 KNOWN = 4  # photos put in the bank; the next ones stay unknown
 
@@ -25,16 +25,8 @@ def photos(shared_data: Path) -> list[Path]:
 
 
 @pytest.fixture
-def cli(store_url: str, hashbank_home: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("HASHBANK_DATABASE_URL", store_url)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-        return result
-
-    return invoke
+def cli(hashbank_cli: Callable[..., Result]) -> Callable[..., Result]:
+    return hashbank_cli
 
 
 def transformed(photo: Path, folder: Path) -> dict[str, Path]:
@@ -56,8 +48,6 @@ def transformed(photo: Path, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def lines(result: Result) -> list[dict]:
-    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_match_cli_finds_transformed_copies_and_nothing_else(cli, photos: list[Path], tmp_path: Path) -> None:
@@ -72,7 +62,7 @@ def test_match_cli_finds_transformed_copies_and_nothing_else(cli, photos: list[P
             (entry,) = store.find("pdq", hash_file(photo).pdq or "", bank="hotline")
             entry_of[photo.stem] = entry.id
 
-    found = {row["path"]: row for row in lines(cli("match", str(copies), "--json"))}
+    found = {row["path"]: row for row in json_lines(cli("match", str(copies), "--json"))}
     for photo, paths in zip(photos, variants, strict=True):
         for name, path in paths.items():
             matches = found[str(path)]["matches"]
@@ -91,9 +81,9 @@ def test_match_cli_finds_transformed_copies_and_nothing_else(cli, photos: list[P
 
     # the rotated copy is found only with --dihedral, through a rotated form of the query
     rotated = variants[0]["rotated"]
-    (plain,) = lines(cli("match", str(rotated), "--json"))
+    (plain,) = json_lines(cli("match", str(rotated), "--json"))
     assert plain["matches"] == []
-    (turned,) = lines(cli("match", str(rotated), "--json", "--dihedral"))
+    (turned,) = json_lines(cli("match", str(rotated), "--json", "--dihedral"))
     assert turned["matches"][0]["entry_id"] == entry_of[photos[0].stem]
     assert turned["matches"][0]["query_signal"].startswith("pdq:")
 
@@ -101,23 +91,23 @@ def test_match_cli_finds_transformed_copies_and_nothing_else(cli, photos: list[P
     cli("match", str(variants[0]["resized"]), "--fail-on-match", code=1)
     cli("match", str(variants[KNOWN]["resized"]), "--fail-on-match")
     cli("bank", "create", "other")
-    (none,) = lines(cli("match", str(variants[0]["resized"]), "--bank", "other", "--json"))
+    (none,) = json_lines(cli("match", str(variants[0]["resized"]), "--bank", "other", "--json"))
     assert none["matches"] == []
-    (strict,) = lines(cli("match", str(variants[0]["resized"]), "--threshold", "0", "--json"))
+    (strict,) = json_lines(cli("match", str(variants[0]["resized"]), "--threshold", "0", "--json"))
     assert all(m["distance"] == 0 for m in strict["matches"])
     value = hash_file(photos[1]).pdq
-    (by_hash,) = lines(cli("match", "--hash", f"pdq:{value}", "--json"))
+    (by_hash,) = json_lines(cli("match", "--hash", f"pdq:{value}", "--json"))
     assert by_hash["matches"][0]["entry_id"] == entry_of[photos[1].stem] and by_hash["matches"][0]["distance"] == 0
 
 
 def test_match_cli_bad_input_is_a_clear_error(cli, tmp_path: Path) -> None:
     cli("bank", "create", "hotline")
     bad = cli("match", "--hash", "pdq:zz", "--hash", "nonsense:00", "--json", code=1)
-    rows = lines(bad)
+    rows = json_lines(bad)
     assert "hex" in rows[0]["error"] and "unknown signal type" in rows[1]["error"]
     assert "Traceback" not in bad.stdout + bad.stderr
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
-    (row,) = lines(cli("match", str(tmp_path / "broken.jpg"), "--json", code=1))
+    (row,) = json_lines(cli("match", str(tmp_path / "broken.jpg"), "--json", code=1))
     assert row["error"]
     assert "no such bank: nope" in cli("match", "--hash", "md5:" + "0" * 32, "--bank", "nope", code=2).stderr
     assert "SIGNAL:VALUE" in cli("match", "--hash", "pdq", code=2).stderr

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from hashbank.cli import app
+from tests.conftest import json_lines
 
 PDQ = "ab" * 32
 
 
 @pytest.fixture
-def cli(store_url: str, hashbank_home: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("HASHBANK_DATABASE_URL", store_url)
-    runner = CliRunner()
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        result = runner.invoke(app, ["bank", *args])
-        assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-        return result
-
-    return invoke
+def cli(hashbank_cli: Callable[..., Result]) -> Callable[..., Result]:
+    """``hashbank bank ARGS...``."""
+    return functools.partial(hashbank_cli, "bank")
 
 
-def lines(result: Result) -> list[dict]:
-    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_bank_commands(cli, shared_data: Path, tmp_path: Path) -> None:
@@ -37,10 +29,10 @@ def test_bank_commands(cli, shared_data: Path, tmp_path: Path) -> None:
     assert "--threshold" in cli("create", "z", "--threshold", "pdq", code=2).stderr
 
     images = shared_data / "kodak24" / "images"
-    added = lines(cli("add", "hotline", str(images / "kodim01.png"), str(images / "kodim02.png"), "--category", "1",
-                      "--json"))  # fmt: skip
+    added = json_lines(cli("add", "hotline", str(images / "kodim01.png"), str(images / "kodim02.png"),
+                           "--category", "1", "--json"))  # fmt: skip
     assert [(r["added"], r["existing"]) for r in added] == [(4, 0), (4, 0)]
-    assert [r["added"] for r in lines(cli("add", "hotline", str(images / "kodim01.png"), "--json"))] == [0]
+    assert [r["added"] for r in json_lines(cli("add", "hotline", str(images / "kodim01.png"), "--json"))] == [0]
     assert "category 'A'" in cli("add", "hotline", str(images), "--category", "A", code=2).stderr
 
     bad = cli("add-hash", "hotline", "--signal", "pdq", PDQ, "xyz", "--added-by", "analyst 7", code=1)
@@ -53,27 +45,27 @@ def test_bank_commands(cli, shared_data: Path, tmp_path: Path) -> None:
     assert "added 2, already there 0, refused 1" in imported.stdout
     assert "unknown format" in cli("import", "uk", str(listing), "--format", "xml", code=2).stderr
 
-    shown = lines(cli("show", "hotline", "--json"))[0]
+    shown = json_lines(cli("show", "hotline", "--json"))[0]
     assert (shown["entries"], shown["by_signal"], shown["thresholds"]) == (
         9, {"md5": 2, "pdq": 3, "sha1": 2, "sha256": 2}, {"pdq": 20}
     )
-    assert [(b["name"], b["entries"]) for b in lines(cli("list", "--json"))] == [("hotline", 9), ("uk", 2)]
+    assert [(b["name"], b["entries"]) for b in json_lines(cli("list", "--json"))] == [("hotline", 9), ("uk", 2)]
 
     import getpass
 
-    who = {(e["signal"], e["added_by"]) for e in lines(cli("changes", "hotline", "--json"))}
+    who = {(e["signal"], e["added_by"]) for e in json_lines(cli("changes", "hotline", "--json"))}
     assert ("pdq", "analyst 7") in who and ("md5", f"cli:{getpass.getuser()}") in who
 
     vics = tmp_path / "case.json"
-    cursor = lines(cli("show", "hotline", "--json"))[0]["last_seq"]
+    cursor = json_lines(cli("show", "hotline", "--json"))[0]["last_seq"]
     cli("export", "hotline", "--format", "vics-case", "-o", str(vics))
     cli("create", "vics")
     assert "added 9" in cli("import", "vics", str(vics), "--format", "vics").stdout
     icse = tmp_path / "icse.csv"
     icse.write_text(f"Image ID;MD5;PhotoDNA;Category\n77;{'E' * 32};QUJD;1\n78;zz;;1\n")
     imported = cli("import", "vics", str(icse), "--format", "icse", "--json", code=1)
-    assert lines(imported)[0] == {"file": str(icse), "line": 3, "error": "md5 must be 32 hex characters, got 2"}
-    assert lines(imported)[-1] == {"added": 2, "existing": 0, "refused": 1}
+    assert json_lines(imported)[0] == {"file": str(icse), "line": 3, "error": "md5 must be 32 hex characters, got 2"}
+    assert json_lines(imported)[-1] == {"added": 2, "existing": 0, "refused": 1}
     since = cli("export", "vics", "--format", "te", "--since", str(cursor + 9))  # after the 9 from case.json
     assert since.stdout == f"md5 {'e' * 32}\nphotodna QUJD\n"
     assert "imported but not exported" in cli("export", "vics", "--format", "icse", code=2).stderr
@@ -88,17 +80,17 @@ def test_bank_commands(cli, shared_data: Path, tmp_path: Path) -> None:
     assert "added 9" in cli("import", "copy", str(exported), "--format", "csv").stdout
     assert cli("export", "copy", "--format", "te").stdout == cli("export", "hotline", "--format", "te").stdout
 
-    feed = lines(cli("changes", "uk", "--json"))
+    feed = json_lines(cli("changes", "uk", "--json"))
     assert [(c["op"], c["category"], c["bank"]) for c in feed] == [("add", "B", "uk")] * 2
     cursor = feed[-1]["seq"]
     cli("disable", "uk")
     cli("rename", "uk", "uk-2023")
-    feed = lines(cli("changes", "uk-2023", "--since", str(cursor), "--json"))
+    feed = json_lines(cli("changes", "uk-2023", "--since", str(cursor), "--json"))
     assert [(c["op"], c["enabled"], c["bank"]) for c in feed] == [("update", False, "uk")] * 2 + [
         ("update", False, "uk-2023")
     ] * 2
     cli("enable", "uk-2023")
     cli("delete", "uk-2023", "--yes")
-    assert [c["op"] for c in lines(cli("changes", "copy", "--json"))] == ["add"] * 9
+    assert [c["op"] for c in json_lines(cli("changes", "copy", "--json"))] == ["add"] * 9
     assert "no bank named 'uk-2023'" in cli("show", "uk-2023", code=2).stderr
     assert "no bank named 'nope'" in cli("export", "nope", "--format", "te", code=2).stderr
