@@ -24,7 +24,7 @@ from hashbank.index import HammingIndex
 from hashbank.signals.compute import HashResult
 from hashbank.signals.pdq import PdqSignal
 from hashbank.signals.pdq_core import DIHEDRAL_NAMES
-from hashbank.store import Bank, Entry, Store
+from hashbank.store import Bank, Store
 
 #: Signals searched by Hamming distance over their bytes; the rest match exactly.
 HAMMING = {"pdq": 256}
@@ -241,10 +241,10 @@ class Matcher:
         if not hits:
             return []
         out = []
-        for entry in self.store.get_entries(list(hits)):
-            distance, label = hits[entry.id]
-            if self._accepts(entry, distance, wanted, threshold):
-                out.append(Match(entry.bank, entry.id, entry.category, entry.signal, entry.value, distance, label))
+        for entry_id, bank, category, signal, value, enabled in self.store.hit_rows(list(hits)):
+            distance, label = hits[entry_id]
+            if self._accepts(bank, signal, enabled, distance, wanted, threshold):
+                out.append(Match(bank, entry_id, category, signal, value, distance, label))
         return sorted(out, key=lambda m: (m.distance, m.bank, m.entry_id))
 
     def _threshold(self, bank: Bank | None, signal: str) -> int:
@@ -258,13 +258,15 @@ class Matcher:
         chosen = [b for name, b in self._banks.items() if wanted is None or name in wanted]
         return max([self._threshold(b, signal) for b in chosen] + [self._threshold(None, signal)])
 
-    def _accepts(self, entry: Entry, distance: int, wanted: set[str] | None, threshold: int | None) -> bool:
-        bank = self._banks.get(entry.bank)
-        if not entry.enabled or bank is None or not bank.enabled:
+    def _accepts(
+        self, bank_name: str, signal: str, enabled: bool, distance: int, wanted: set[str] | None, threshold: int | None
+    ) -> bool:
+        bank = self._banks.get(bank_name)
+        if not enabled or bank is None or not bank.enabled:
             return False
-        if wanted is not None and entry.bank not in wanted:
+        if wanted is not None and bank_name not in wanted:
             return False
-        limit = threshold if threshold is not None else self._threshold(bank, entry.signal)
+        limit = threshold if threshold is not None else self._threshold(bank, signal)
         return distance <= limit
 
 

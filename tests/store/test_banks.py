@@ -176,3 +176,17 @@ def test_migrations_build_exactly_the_tables_the_code_uses(store: Store) -> None
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_name": ours})
         assert compare_metadata(context, metadata) == []
+
+
+def test_hit_rows_report_what_get_entries_does(store: Store) -> None:
+    """The matcher's per-hit lookup (through the driver) agrees with get_entries, on both backends."""
+    store.create_bank("hits")
+    store.create_bank("other")
+    store.add_entries("hits", [NewEntry("pdq", PDQ_A, category="1"), NewEntry("md5", "a" * 32)])
+    store.add_entries("other", [NewEntry("pdq", PDQ_B)])
+    ids = [e.id for e in store.entries("hits")] + [e.id for e in store.entries("other")]
+    store.update_entries("hits", ids[1:2], enabled=False)
+    expected = {e.id: (e.id, e.bank, e.category, e.signal, e.value, e.enabled) for e in store.get_entries(ids)}
+    assert {row[0]: row for row in store.hit_rows([*ids, 10**9])} == expected
+    assert [row[5] for row in sorted(store.hit_rows(ids))] == [True, False, True]
+    assert store.hit_rows([]) == []

@@ -288,6 +288,30 @@ class Store:
         with self.engine.connect() as conn:
             return [_entry(row) for row in conn.execute(query)]
 
+    def hit_rows(self, entry_ids: Sequence[int]) -> list[tuple[int, str, str | None, str, str, bool]]:
+        """(id, bank name, category, signal, value, enabled) of entries by id, for reporting matches;
+        ids that no longer exist are absent. One statement through the driver: SQLAlchemy's own
+        cost per query (~0.5 ms) is 20 times the database's, and this runs on every hit."""
+        if not entry_ids:
+            return []
+        ids = [int(i) for i in entry_ids]
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"SELECT e.id, b.name, e.category, e.signal, e.value, e.enabled FROM {entries.name} e "
+            f"JOIN {banks.name} b ON b.id = e.bank_id WHERE e.id IN ({', '.join([mark] * len(ids))})"
+        )
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, ids)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        finally:
+            conn.close()  # back to the pool, which ends the read transaction
+        return [(row[0], row[1], row[2], row[3], row[4], bool(row[5])) for row in rows]
+
     def live_values(self, page: int = 200_000) -> Iterator[list[tuple[int, str, str]]]:
         """(entry id, signal, value) of every enabled entry of every enabled bank, a page at a time:
         what a matcher loads at start before replaying the change log from ``last_seq()`` read first.
