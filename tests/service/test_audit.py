@@ -3,6 +3,7 @@ killed), and no worker answers "no match" from an index that is not loaded yet."
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 
 from hashbank.service import create_app
 from hashbank.service.keys import KeyRing
+from hashbank.service.records import AuditUnavailable, Recorder
 from hashbank.service.tables import audit_log
 from hashbank.store import NewEntry, open_store
 from tests.service.conftest import TEST_CONFIG
@@ -65,3 +67,49 @@ def test_no_match_answers_before_the_index_is_loaded(db_url: str, secret_env: di
             assert warm.post("/v1/match", headers=headers, json=body).status_code == 200
     finally:
         store.close()
+
+
+def test_async_audits_share_a_commit_and_one_giving_up_fails_no_other(db_url: str) -> None:
+    """Requests of one event loop wait on one future per batch (shielded): cancelling one request, as a
+    disconnect or timeout does, leaves the others' answers and every queued row in place."""
+    with open_store(db_url) as store:
+        recorder = Recorder(store.engine, linger=0.05)
+        recorder.start()
+        try:
+
+            async def run() -> list[object]:
+                waiters = [asyncio.create_task(recorder.audit_async("shared", "match", detail={"i": i}))
+                           for i in range(20)]
+                await asyncio.sleep(0)  # every row queued, all in one batch
+                waiters[0].cancel()
+                return await asyncio.gather(*waiters, return_exceptions=True)
+
+            results = asyncio.run(run())
+        finally:
+            recorder.stop()
+    assert isinstance(results[0], asyncio.CancelledError) and results[1:] == [None] * 19
+    assert audit_rows(db_url, "shared") == {"match": 20}
+
+
+def test_a_failed_audit_write_fails_its_requests_and_keeps_the_rows(db_url: str) -> None:
+    with open_store(db_url) as store:
+        recorder = Recorder(store.engine, linger=0.01, timeout=10)
+        recorder.start()
+        try:
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql("ALTER TABLE audit_log RENAME TO audit_log_away")
+            try:
+
+                async def run() -> list[object]:
+                    return await asyncio.gather(*(recorder.audit_async("failing", "match") for _ in range(5)),
+                                                return_exceptions=True)
+
+                results = asyncio.run(run())
+            finally:
+                with store.engine.begin() as conn:
+                    conn.exec_driver_sql("ALTER TABLE audit_log_away RENAME TO audit_log")
+            assert all(isinstance(r, AuditUnavailable) for r in results), results
+            asyncio.run(recorder.audit_async("failing", "match"))  # the next batch carries the kept rows
+        finally:
+            recorder.stop()
+    assert audit_rows(db_url, "failing") == {"match": 6}
