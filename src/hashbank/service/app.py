@@ -71,6 +71,7 @@ def create_app(
     Background work starts with the app's lifespan: following the change log, writing the audit
     and match logs, sending webhooks."""
     from hashbank.service.routers import ROUTERS
+    from hashbank.service.routers.matching import MatchFingerprints
 
     store = store or open_store(url)
     config = config or ServiceConfig.from_env()
@@ -105,6 +106,7 @@ def create_app(
         "/healthz and /readyz needs an API key: `Authorization: Bearer hb_...` (or as the Basic password).",
         version="1",
         lifespan=lifespan,
+        telemetry=None if config.otel else {"tracing": False, "metrics": False, "logs": False},
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -123,5 +125,6 @@ def create_app(
         metrics=service.metrics,
         max_body=config.max_upload_bytes + 64 * 1024,
         timeout=config.request_timeout,
+        direct={("POST", "/v1/match"): MatchFingerprints(service)},
     )
     return app

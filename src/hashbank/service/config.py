@@ -27,6 +27,9 @@ class ServiceConfig:
     webhook_timeout: float = 5.0
     webhook_attempts: int = 5
     webhook_backoff: float = 2.0
+    #: 1: FastAPI's native OpenTelemetry tracing and metrics through the global providers. Off by default:
+    #: /metrics is the service's own, and looking for configured providers costs every request.
+    otel: int = 0
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServiceConfig:

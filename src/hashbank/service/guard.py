@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from anyio import to_thread
@@ -91,9 +92,13 @@ class Guard:
         metrics: Metrics,
         max_body: int,
         timeout: float,
+        direct: Mapping[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app, self.keys, self.limiter, self.metrics = app, keys, limiter, metrics
         self.max_body, self.timeout = max_body, timeout
+        #: (method, path) -> an endpoint called straight after admission, past the framework's routing:
+        #: for the per-upload hot path. Each such endpoint does its own role check.
+        self.direct = dict(direct or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,6 +112,7 @@ class Guard:
                 state["status"], state["started"] = message["status"], True
             await send(message)
 
+        direct = None if scope.get("root_path") else self.direct.get((scope["method"], scope["path"]))
         try:
             refusal = await self._admit(scope)
             if refusal:
@@ -115,13 +121,18 @@ class Guard:
             try:
                 # asyncio.timeout, not wait_for: no extra task per request.
                 async with asyncio.timeout(self.timeout):
-                    await self.app(scope, self._capped(receive), sending)
+                    await (direct or self.app)(scope, self._capped(receive), sending)
             except TimeoutError:
                 if not state["started"]:
                     await reply(sending, 503, f"request took longer than the {self.timeout:g} s limit")
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or ("unmatched" if scope["path"] not in PUBLIC else scope["path"])
+            if direct is not None:
+                template = scope["path"]
+            else:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or (
+                    "unmatched" if scope["path"] not in PUBLIC else scope["path"]
+                )
             self.metrics.observe(template, scope["method"], state["status"], time.perf_counter() - start)
 
     async def _admit(self, scope: Scope) -> tuple[Any, ...] | None:

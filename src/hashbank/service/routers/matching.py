@@ -8,10 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from hashbank.service.app import Service, service_of
 from hashbank.service.auth import require, scoped_banks
 from hashbank.service.keys import Principal
+from hashbank.service.records import AuditUnavailable
 from hashbank.service.uploads import read_upload
 from hashbank.signals.compute import HashResult, hash_bytes, resolve_signals
 
@@ -149,8 +151,14 @@ async def match_fingerprints(
 ) -> Response:
     """Match up to 1,000 items of fingerprints in one call. A bad item gets its own error; the rest go on."""
     _ready(service)
+    return json_response(await match_batch(service, principal, await request.body()))
+
+
+async def match_batch(service: Service, principal: Principal, body: bytes) -> dict[str, Any]:
+    """``POST /v1/match`` after the role check and readiness: the answer, or an HTTPException saying
+    why not. Shared by the FastAPI route and the Guard's direct path (see ``MatchFingerprints``)."""
     try:
-        payload = json.loads(await request.body())
+        payload = json.loads(body)
     except ValueError as exc:
         raise HTTPException(400, f"body is not valid JSON: {exc}") from None
     items = payload.get("items") if isinstance(payload, dict) else None
@@ -165,16 +173,62 @@ async def match_fingerprints(
     threshold = _threshold(payload.get("threshold"))
     results: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
+    match_values = service.matcher.match_values
     for position, item in enumerate(items):
         if not isinstance(item, dict) or not item or not all(isinstance(v, str) for v in item.values()):
             results.append({"error": f"item {position}: must be an object of signal name to hex value"})
             continue
         try:
-            matches = [match_json(m) for m in service.matcher.match_values(item, banks=chosen, threshold=threshold)]
+            matches = [match_json(m) for m in match_values(item, banks=chosen, threshold=threshold)]
         except (ValueError, KeyError) as exc:
             results.append({"error": f"item {position}: {exc}"})
             continue
         results.append({"matches": matches})
         found += matches
     await _record(service, principal, found, len(items))
-    return json_response({"results": results})
+    return {"results": results}
+
+
+class MatchFingerprints:
+    """``POST /v1/match`` as a bare ASGI endpoint, which the Guard calls after admitting the request
+    (key, rate limit, size) instead of going through FastAPI's routing and dependency solving: those
+    cost more than the lookup on the path every upload takes. The same checks as the route: the role
+    (``require("match")``), bank scopes, readiness, limits, and the audit row before the answer."""
+
+    permission = "match"
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal: Principal | None = scope.get("state", {}).get("principal")
+        try:
+            if principal is None:
+                raise HTTPException(401, "an API key is required")
+            if not principal.can(self.permission):
+                raise HTTPException(403, f"role {principal.role!r} may not do {self.permission!r}")
+            _ready(self.service)
+            body = await _read_body(receive)
+            if body is None:
+                return  # the client went away
+            status, answer = 200, await match_batch(self.service, principal, body)
+        except HTTPException as exc:
+            status, answer = exc.status_code, {"detail": exc.detail}
+        except AuditUnavailable as exc:
+            status, answer = 503, {"detail": str(exc)}
+        data = json.dumps(answer, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-length", str(len(data)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": data})
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None if the client disconnected first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
