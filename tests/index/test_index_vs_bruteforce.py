@@ -163,7 +163,7 @@ def test_bad_input_is_refused_with_a_reason(tmp_path: Path) -> None:
         index.add([1], np.zeros((1, 16), np.uint8))
     with pytest.raises(ValueError, match="radius"):
         index.search(random_hashes(1), -1)
-    with pytest.raises(ValueError, match="multiple of 32"):
+    with pytest.raises(ValueError, match="multiple of 32 up to 512"):
         HammingIndex(bits=100)
     (tmp_path / "junk.idx").write_bytes(b"not an index at all")
     with pytest.raises(ValueError):
@@ -185,3 +185,40 @@ def test_compacted_copy_leaves_the_original_searchable() -> None:
     queries = queries_for(hashes[40:5100], 100)
     for either in (index, fresh):
         check(either, ids[40:5100], hashes[40:5100], queries, 31)
+
+
+def test_groups_over_256_items_keep_their_links(tmp_path: Path) -> None:
+    """Thousands of near-identical hashes share most 16-bit pieces: their groups outgrow the one-byte
+    link, whose high bits go to the side list. Search, compaction (which reads hashes back through
+    the links) and save/load must all still be exact."""
+    seeds = random_hashes(3)
+    heavy = np.concatenate([near(np.repeat(seeds[i : i + 1], 700, axis=0), 4) for i in range(3)])
+    hashes = np.concatenate([heavy, random_hashes(20_000)])
+    ids = RNG.permutation(len(hashes)).astype(np.int64)
+    index = HammingIndex()
+    index.add(ids, hashes)
+    assert sum(len(index._base.arrays[f"bslot{t}"]) for t in range(15)) > 0, "no group went over 256"
+    queries = np.concatenate([near(seeds, 10), queries_for(hashes, 60)])
+    for radius in (0, 31, 63):
+        check(index, ids, hashes, queries, radius)
+    index.remove(ids[:500])
+    index.compact()
+    check(index, ids[500:], hashes[500:], queries, 31)
+    index.save(tmp_path / "heavy.idx")
+    check(HammingIndex.load(tmp_path / "heavy.idx"), ids[500:], hashes[500:], queries, 31)
+
+
+@pytest.mark.parametrize("bits", [32, 64, 128])
+def test_shorter_hashes(bits: int) -> None:
+    """Two pieces (32 bits) is the smallest chain: each piece's pair is the other one."""
+    hashes = RNG.integers(0, 256, size=(5_000, bits // 8), dtype=np.uint8)
+    ids = np.arange(len(hashes), dtype=np.int64)
+    index = HammingIndex(bits=bits)
+    index.add(ids, hashes)
+    picks = hashes[:40].copy()
+    picks[:, 0] ^= 0x11
+    queries = np.concatenate([picks, RNG.integers(0, 256, size=(40, bits // 8), dtype=np.uint8)])
+    for radius in (0, 3, bits // 8, bits // 4):
+        got = [set(hits) for hits in index.search(queries, radius)]
+        dist = POP[np.bitwise_xor(hashes[None, :, :], queries[:, None, :])].sum(2)
+        assert got == [set(zip(ids[row <= radius].tolist(), row[row <= radius].tolist(), strict=True)) for row in dist]

@@ -48,8 +48,6 @@ def transformed(photo: Path, folder: Path) -> dict[str, Path]:
     return paths
 
 
-
-
 def test_match_cli_finds_transformed_copies_and_nothing_else(cli, photos: list[Path], tmp_path: Path) -> None:
     cli("bank", "create", "hotline")
     cli("bank", "add", "hotline", *map(str, photos[:KNOWN]), "--category", "1")

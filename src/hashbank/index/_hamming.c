@@ -1,25 +1,37 @@
 /* Exact Hamming radius search over fixed-length binary hashes (hashbank.index).
  *
- * Layout ("circular multi-index"): a hash of 32*m bits is cut into m 32-bit
- * substrings. Table t holds every item once, grouped by the top p bits of its
- * substring t (offsets off_t, a counting sort) and keeps only the low 32-p bits
- * (suf_t, uint16) plus a pointer nxt_t to the same item's slot in table t+1;
- * the last table points into the id node (ids sorted ascending), whose id_next
- * points back into table 0. The prefix of a slot is implied by its group (dir_t
- * finds it quickly), so the whole hash is stored once, inside the tables, at
- * 2 bytes per substring: no separate copy of the hashes is needed to verify.
+ * Layout ("chained pair index"): a hash of 16*m bits is cut into m 16-bit pieces.
+ * Table t holds every item once, grouped by its piece t (a counting sort; off_t
+ * gives each of the 65,536 groups' first slot). A slot stores only
+ *   f_t: the item's next piece, t+1 (mod m), and
+ *   q_t: the low byte of the item's position inside its group of table t+1
+ *        (the high part, for the rare groups over 256 items, is in a sorted side
+ *        list bslot_t/bhi_t).
+ * f_t is both the filter the search scans and the group of the same item in
+ * table t+1, so off_{t+1}[f_t] + q_t is its slot there: following these links
+ * reads the whole hash back, piece by piece. The last table links to the id
+ * node instead (last: ids sorted ascending), whose id_next points back into
+ * table 0. So no copy of the hashes is kept: ~3 bytes per piece, ~59 bytes per
+ * 256-bit hash with ids.
  *
- * Search is exact by the pigeonhole principle: with radii s_t where
- * sum(s_t + 1) >= r + 1, a hash within r of the query is within s_t of it in
- * some substring t. Each table is scanned over the groups whose prefix lies
- * within s_t of the query's, candidates are verified by walking their cycle,
- * and a hit is reported only from the first table that can see it.
+ * Search is exact by a pairing argument. With a = r / m and c = 2a + 1, if
+ * d(x, q) <= r then some i has d_i <= a and d_i + d_{i+1} <= c (pieces taken
+ * circularly). Otherwise every piece with d_i <= a is followed by one with
+ * d_{i+1} > a and the two add up to >= 2a + 2, while every other piece is
+ * >= a + 1: the total would be >= m(a + 1) > r. So table t is scanned over the
+ * groups whose piece lies within a of the query's (17 groups at r = 31), keeping
+ * slots whose f_t is within c - d_t of the query's next piece; each candidate is
+ * then verified by walking its links, all candidates one hop per round (the
+ * loads of a round were prefetched by the round before, as the search is bound
+ * by memory latency), and a hit is reported only by the first table whose
+ * condition it meets.
  *
  * Plain C with the buffer protocol; no numpy headers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -28,23 +40,48 @@
 #define HOT
 #endif
 
-#define MAXM 16
-#define DIRSHIFT 6
-#define PAD 16
-
-static inline uint32_t load_be32(const uint8_t *p) {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
+#define MAXM 32          /* pieces: hashes up to 512 bits */
+#define GROUPS 65536     /* groups per table: one per 16-bit piece value */
+#define PAD 16           /* f arrays are read in vectors of 16 */
+#define QBIG 256         /* groups larger than this keep high position bits aside */
 
 static inline int pop32(uint32_t x) { return __builtin_popcount(x); }
+
+static inline uint32_t piece_of(const uint8_t *h, int j) { return ((uint32_t)h[2 * j] << 8) | h[2 * j + 1]; }
 
 /* ---- buffers ---------------------------------------------------------------- */
 
 static int get_buf(PyObject *obj, Py_buffer *view, Py_ssize_t need, int writable, const char *what) {
+    if (!obj) return -1;
     if (PyObject_GetBuffer(obj, view, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) return -1;
     if (view->len < need) {
         PyErr_Format(PyExc_ValueError, "%s: buffer has %zd bytes, need %zd", what, view->len, need);
         PyBuffer_Release(view);
+        view->obj = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Py_buffer *view) {
+    if (view->obj) PyBuffer_Release(view);
+    view->obj = NULL;
+}
+
+/* The first count buffers of a list, each at least need bytes. */
+static int get_bufs(PyObject *list, Py_buffer *views, int count, Py_ssize_t need, int writable, const char *what) {
+    if (!PyList_Check(list) || PyList_GET_SIZE(list) < count) {
+        PyErr_Format(PyExc_ValueError, "%s: need a list of %d buffers", what, count);
+        return -1;
+    }
+    for (int t = 0; t < count; t++)
+        if (get_buf(PyList_GET_ITEM(list, t), &views[t], need, writable, what) < 0) return -1;
+    return 0;
+}
+
+static int check_m(int m) {
+    if (m < 2 || m > MAXM) {
+        PyErr_Format(PyExc_ValueError, "hashes must have 2 to %d 16-bit pieces, got %d", MAXM, m);
         return -1;
     }
     return 0;
@@ -54,123 +91,131 @@ static int get_buf(PyObject *obj, Py_buffer *view, Py_ssize_t need, int writable
 
 typedef struct {
     PyObject_HEAD
-    int m, p, ids64;
+    int m, ids64;
     uint32_t n;
-    Py_buffer off[MAXM], suf[MAXM], nxt[MAXM], dir[MAXM];
-    Py_buffer id_next, ids, dead;
-    int nbufs; /* how many Py_buffers are held, for release */
+    Py_buffer off[MAXM], f[MAXM], q[MAXM], bslot[MAXM], bhi[MAXM];
+    Py_buffer last, id_next, ids, dead;
+    int ready;
 } BaseObject;
 
 typedef struct {
     const uint32_t *off[MAXM];
-    const uint16_t *suf[MAXM];
-    const uint32_t *nxt[MAXM];
-    const uint32_t *dir[MAXM];
-    const uint32_t *id_next;
+    const uint16_t *f[MAXM];
+    const uint8_t *q[MAXM];
+    const uint32_t *bslot[MAXM], *bhi[MAXM];
+    uint32_t nbig[MAXM];
+    const uint32_t *last, *id_next;
     const void *ids;
     const uint8_t *dead;
-    int m, p, ids64;
+    int m, ids64;
     uint32_t n;
 } View;
 
 static void view_of(BaseObject *b, View *v) {
     for (int t = 0; t < b->m; t++) {
         v->off[t] = b->off[t].buf;
-        v->suf[t] = b->suf[t].buf;
-        v->nxt[t] = b->nxt[t].buf;
-        v->dir[t] = b->dir[t].buf;
+        v->f[t] = b->f[t].buf;
+        if (t + 1 < b->m) {
+            v->q[t] = b->q[t].buf;
+            v->bslot[t] = b->bslot[t].buf;
+            v->bhi[t] = b->bhi[t].buf;
+            v->nbig[t] = (uint32_t)(b->bslot[t].len / 4);
+        }
     }
+    v->last = b->last.buf;
     v->id_next = b->id_next.buf;
     v->ids = b->ids.buf;
     v->dead = b->dead.buf;
     v->m = b->m;
-    v->p = b->p;
     v->ids64 = b->ids64;
     v->n = b->n;
 }
 
-static void Base_dealloc(BaseObject *self) {
-    for (int t = 0; t < self->nbufs; t++) {
-        PyBuffer_Release(&self->off[t]);
-        PyBuffer_Release(&self->suf[t]);
-        PyBuffer_Release(&self->nxt[t]);
-        PyBuffer_Release(&self->dir[t]);
+static void Base_release(BaseObject *self) {
+    for (int t = 0; t < MAXM; t++) {
+        release(&self->off[t]);
+        release(&self->f[t]);
+        release(&self->q[t]);
+        release(&self->bslot[t]);
+        release(&self->bhi[t]);
     }
-    if (self->nbufs >= 0 && self->id_next.obj) PyBuffer_Release(&self->id_next);
-    if (self->ids.obj) PyBuffer_Release(&self->ids);
-    if (self->dead.obj) PyBuffer_Release(&self->dead);
+    release(&self->last);
+    release(&self->id_next);
+    release(&self->ids);
+    release(&self->dead);
+}
+
+static void Base_dealloc(BaseObject *self) {
+    Base_release(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Base(m, p, n, offs, sufs, nxts, dirs, id_next, ids, ids_itemsize, dead) */
+/* Base(m, n, offs, fs, qs, bslots, bhis, last, id_next, ids, ids_itemsize, dead) */
 static int Base_init(BaseObject *self, PyObject *args, PyObject *kw) {
-    int m, p, ids_itemsize;
+    int m, ids_itemsize;
     unsigned int n;
-    PyObject *offs, *sufs, *nxts, *dirs, *id_next, *ids, *dead;
-    if (!PyArg_ParseTuple(args, "iiIOOOOOOiO", &m, &p, &n, &offs, &sufs, &nxts, &dirs, &id_next, &ids,
+    PyObject *offs, *fs, *qs, *bslots, *bhis, *last, *id_next, *ids, *dead;
+    if (!PyArg_ParseTuple(args, "iIOOOOOOOOiO", &m, &n, &offs, &fs, &qs, &bslots, &bhis, &last, &id_next, &ids,
                           &ids_itemsize, &dead))
         return -1;
-    if (m < 1 || m > MAXM || p < 1 || p > 28 || 32 - p > 16 || (ids_itemsize != 4 && ids_itemsize != 8)) {
-        PyErr_SetString(PyExc_ValueError, "bad index parameters");
+    if (check_m(m) < 0) return -1;
+    if (ids_itemsize != 4 && ids_itemsize != 8) {
+        PyErr_SetString(PyExc_ValueError, "ids must be 4 or 8 bytes");
         return -1;
     }
-    if (self->nbufs) {
+    if (self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "Base already initialised");
         return -1;
     }
     self->m = m;
-    self->p = p;
     self->n = n;
     self->ids64 = ids_itemsize == 8;
-    Py_ssize_t groups = ((Py_ssize_t)1 << p) + 1;
-    Py_ssize_t blocks = ((Py_ssize_t)n >> DIRSHIFT) + 2;
-    for (int t = 0; t < m; t++) {
-        if (get_buf(PyList_GetItem(offs, t), &self->off[t], groups * 4, 0, "off") < 0) goto fail;
-        if (get_buf(PyList_GetItem(sufs, t), &self->suf[t], ((Py_ssize_t)n + PAD) * 2, 0, "suf") < 0) {
-            PyBuffer_Release(&self->off[t]);
-            goto fail;
+    int ok = get_bufs(offs, self->off, m, (GROUPS + 1) * 4, 0, "off") == 0 &&
+             get_bufs(fs, self->f, m, ((Py_ssize_t)n + PAD) * 2, 0, "f") == 0 &&
+             get_bufs(qs, self->q, m - 1, (Py_ssize_t)n, 0, "q") == 0 &&
+             get_bufs(bslots, self->bslot, m - 1, 0, 0, "bslot") == 0 &&
+             get_bufs(bhis, self->bhi, m - 1, 0, 0, "bhi") == 0 &&
+             get_buf(last, &self->last, (Py_ssize_t)n * 4, 0, "last") == 0 &&
+             get_buf(id_next, &self->id_next, (Py_ssize_t)n * 4, 0, "id_next") == 0 &&
+             get_buf(ids, &self->ids, (Py_ssize_t)n * ids_itemsize, 0, "ids") == 0 &&
+             get_buf(dead, &self->dead, ((Py_ssize_t)n + 7) / 8, 0, "dead") == 0;
+    for (int t = 0; ok && t + 1 < m; t++)
+        if (self->bhi[t].len != self->bslot[t].len) {
+            PyErr_SetString(PyExc_ValueError, "bslot and bhi differ in length");
+            ok = 0;
         }
-        if (get_buf(PyList_GetItem(nxts, t), &self->nxt[t], (Py_ssize_t)n * 4, 0, "nxt") < 0) {
-            PyBuffer_Release(&self->off[t]);
-            PyBuffer_Release(&self->suf[t]);
-            goto fail;
-        }
-        if (get_buf(PyList_GetItem(dirs, t), &self->dir[t], blocks * 4, 0, "dir") < 0) {
-            PyBuffer_Release(&self->off[t]);
-            PyBuffer_Release(&self->suf[t]);
-            PyBuffer_Release(&self->nxt[t]);
-            goto fail;
-        }
-        self->nbufs = t + 1;
+    if (!ok) {
+        Base_release(self);
+        return -1;
     }
-    if (get_buf(id_next, &self->id_next, (Py_ssize_t)n * 4, 0, "id_next") < 0) goto fail;
-    if (get_buf(ids, &self->ids, (Py_ssize_t)n * ids_itemsize, 0, "ids") < 0) goto fail;
-    if (get_buf(dead, &self->dead, ((Py_ssize_t)n + 7) / 8, 0, "dead") < 0) goto fail;
+    self->ready = 1;
     return 0;
-fail:
-    return -1;
 }
 
-/* Group (prefix) of slot pos in table t: the largest P with off[P] <= pos, between
- * the prefixes recorded at the block starts around pos. */
-static inline uint32_t prefix_of(const View *v, int t, uint32_t pos) {
-    const uint32_t *off = v->off[t];
-    uint32_t b = pos >> DIRSHIFT;
-    uint32_t lo = v->dir[t][b], hi = v->dir[t][b + 1];
-    while (lo < hi) {
-        uint32_t mid = (lo + hi + 1) >> 1;
-        if (off[mid] <= pos)
-            lo = mid;
-        else
-            hi = mid - 1;
+/* Slot in table u+1 of the item at slot s of table u (u < m-1). */
+static inline uint32_t next_slot(const View *v, int u, uint32_t s) {
+    uint32_t g = v->f[u][s];
+    const uint32_t *off = v->off[u + 1];
+    uint32_t lo = off[g], pos = v->q[u][s];
+    if (off[g + 1] - lo > QBIG) {
+        /* A big group: the high bits of the position are in the sorted side list. */
+        const uint32_t *bs = v->bslot[u];
+        uint32_t a = 0, b = v->nbig[u];
+        while (a < b) {
+            uint32_t mid = (a + b) >> 1;
+            if (bs[mid] < s)
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        if (a < v->nbig[u] && bs[a] == s) pos |= v->bhi[u][a] << 8;
     }
-    return lo;
+    return lo + pos;
 }
 
 typedef struct {
-    uint32_t qp[MAXM], qs[MAXM];
-    int s[MAXM];
-    int r;
+    uint32_t qv[MAXM];
+    int m, r, a, c;
 } Query;
 
 typedef struct {
@@ -196,47 +241,123 @@ static int hits_push(Hits *h, uint32_t k, int d) {
     return 0;
 }
 
-/* Walk the cycle of the item at slot pos of table t (substring distance dt). */
-static inline int verify(const View *v, const Query *q, int t, uint32_t pos, int dt, Hits *out) {
-    int m = v->m, sb = 32 - v->p;
-    int dist = dt;
-    uint32_t cur = v->nxt[t][pos];
-    for (int u = t + 1; u < m; u++) {
-        int du = pop32(prefix_of(v, u, cur) ^ q->qp[u]) + pop32((uint32_t)v->suf[u][cur] ^ q->qs[u]);
-        dist += du;
-        if (dist > q->r) return 0;
-        cur = v->nxt[u][cur];
+/* ---- verification: candidates walk their links together ------------------- */
+
+/* A candidate found by table t, now at slot of table u (u == m: at id-node slot k). */
+typedef struct {
+    uint32_t slot, k;
+    int16_t dist;
+    uint8_t t, u, need, have_k;
+    uint8_t d[MAXM]; /* distance per piece, filled in as the walk reveals them */
+} Cand;
+
+#define CANDS 1024
+
+typedef struct {
+    Cand c[CANDS];
+    int n;
+} CandList;
+
+static inline void prefetch_at(const View *v, const Cand *c) {
+    if (c->u < v->m) {
+        __builtin_prefetch(v->f[c->u] + c->slot);
+        if (c->u + 1 < v->m) __builtin_prefetch(v->q[c->u] + c->slot);
+        else __builtin_prefetch(v->last + c->slot);
+    } else {
+        __builtin_prefetch(v->dead + (c->k >> 3));
+        __builtin_prefetch(v->id_next + c->k);
     }
-    uint32_t k = cur;
-    if (v->dead[k >> 3] & (1u << (k & 7))) return 0;
-    cur = v->id_next[k];
-    for (int u = 0; u < t; u++) {
-        int du = pop32(prefix_of(v, u, cur) ^ q->qp[u]) + pop32((uint32_t)v->suf[u][cur] ^ q->qs[u]);
-        if (du <= q->s[u]) return 0; /* table u reports it */
-        dist += du;
-        if (dist > q->r) return 0;
-        cur = v->nxt[u][cur];
-    }
-    (void)sb;
-    return hits_push(out, k, dist);
 }
+
+/* Would a table before t report this (fully revealed) item? */
+static inline int seen_earlier(const Query *q, const Cand *c) {
+    for (int i = 0; i < c->t; i++) {
+        int di = c->d[i], dn = c->d[(i + 1) % q->m];
+        if (di <= q->a && di + dn <= q->c) return 1;
+    }
+    return 0;
+}
+
+/* One hop of c. Returns 1: a hit, 0: go on, -1: dropped. */
+static inline int step(const View *v, const Query *q, Cand *c) {
+    int m = v->m;
+    if (c->u == m) { /* id node: back to table 0 */
+        if (v->dead[c->k >> 3] & (1u << (c->k & 7))) return -1;
+        c->have_k = 1;
+        c->slot = v->id_next[c->k];
+        c->u = 0;
+    } else {
+        int u = c->u, j = (u + 1) % m;
+        uint32_t fv = v->f[u][c->slot];
+        if (j != c->t && j != (c->t + 1) % m) {
+            int dj = pop32(fv ^ q->qv[j]);
+            c->d[j] = (uint8_t)dj;
+            c->dist += dj;
+            if (c->dist > q->r) return -1;
+            c->need--;
+        }
+        if (u + 1 < m) {
+            c->slot = next_slot(v, u, c->slot);
+            c->u = u + 1;
+        } else {
+            c->k = v->last[c->slot];
+            c->u = m;
+        }
+    }
+    if (c->need || !c->have_k) return 0;
+    return seen_earlier(q, c) ? -1 : 1;
+}
+
+/* Verify every candidate in list, one hop per round, appending hits to out. */
+static inline __attribute__((always_inline)) int verify_all(const View *v, const Query *q, CandList *list,
+                                                            Hits *out) {
+    Cand *c = list->c;
+    int live = list->n;
+    for (int i = 0; i < live; i++) prefetch_at(v, &c[i]);
+    while (live) {
+        /* Phase A: candidates in a table read their next group (in cache) and fetch its offset. */
+        for (int i = 0; i < live; i++)
+            if (c[i].u + 1 < v->m) __builtin_prefetch(v->off[c[i].u + 1] + v->f[c[i].u][c[i].slot]);
+        /* Phase B: one hop each. */
+        int keep = 0;
+        for (int i = 0; i < live; i++) {
+            int st = step(v, q, &c[i]);
+            if (st == 1) {
+                if (hits_push(out, c[i].k, c[i].dist) < 0) return -1;
+            } else if (st == 0) {
+                prefetch_at(v, &c[i]);
+                if (keep != i) c[keep] = c[i];
+                keep++;
+            }
+        }
+        live = keep;
+    }
+    list->n = 0;
+    return 0;
+}
+
+/* ---- scanning groups ------------------------------------------------------ */
 
 typedef uint16_t v16 __attribute__((vector_size(32)));
 typedef uint64_t v4q __attribute__((vector_size(32)));
 
-/* Scan slots [lo, hi) of table t for suffixes within thr of the query's. */
-static inline int scan_group(const View *v, const Query *q, int t, uint32_t lo, uint32_t hi, int dp, Hits *out) {
-    const uint16_t *suf = v->suf[t];
-    int thr = q->s[t] - dp;
-    uint16_t qs = (uint16_t)q->qs[t];
+typedef struct {
+    uint32_t lo, hi;
+    uint8_t t, w; /* table, distance of the group's piece from the query's */
+} Group;
+
+/* Scan a group's f values for those within c - w of the query's next piece; collect candidates. */
+static inline int scan_group(const View *v, const Query *q, const Group *g, CandList *list, Hits *out) {
+    int t = g->t, j = (t + 1) % q->m, thr = q->c - g->w;
+    const uint16_t *f = v->f[t];
     v16 vq, vt;
     for (int i = 0; i < 16; i++) {
-        vq[i] = qs;
+        vq[i] = (uint16_t)q->qv[j];
         vt[i] = (uint16_t)thr;
     }
-    for (uint32_t i = lo; i < hi; i += 16) {
+    for (uint32_t i = g->lo; i < g->hi; i += 16) {
         v16 x;
-        memcpy(&x, suf + i, sizeof x);
+        memcpy(&x, f + i, sizeof x);
         x ^= vq;
         x = x - ((x >> 1) & 0x5555);
         x = (x & 0x3333) + ((x >> 2) & 0x3333);
@@ -245,96 +366,110 @@ static inline int scan_group(const View *v, const Query *q, int t, uint32_t lo, 
         v16 hit = (v16)(x <= vt);
         v4q h = (v4q)hit;
         if (!(h[0] | h[1] | h[2] | h[3])) continue;
-        uint32_t end = hi - i < 16 ? hi - i : 16;
-        for (uint32_t j = 0; j < end; j++)
-            if (hit[j] && verify(v, q, t, i + j, dp + (int)x[j], out) < 0) return -1;
+        uint32_t end = g->hi - i < 16 ? g->hi - i : 16;
+        for (uint32_t k = 0; k < end; k++) {
+            if (!hit[k]) continue;
+            if (list->n == CANDS && verify_all(v, q, list, out) < 0) return -1;
+            Cand *c = &list->c[list->n++];
+            c->slot = i + k;
+            c->k = 0;
+            c->t = c->u = (uint8_t)t;
+            c->dist = (int16_t)(g->w + x[k]);
+            c->need = (uint8_t)(q->m - 2);
+            c->have_k = 0;
+            c->d[t] = g->w;
+            c->d[j] = (uint8_t)x[k];
+        }
     }
     return 0;
 }
 
-#define BATCH 2048
-#ifndef AHEAD
-#define AHEAD 12
-#endif
+/* Every cache line scan_group reads of slots [lo, hi) (it reads whole vectors of 16). */
+static inline void prefetch_group(const View *v, const Group *g) {
+    const char *a = (const char *)(v->f[g->t] + g->lo), *end = (const char *)(v->f[g->t] + g->hi + 15);
+    for (a = (const char *)((uintptr_t)a & ~(uintptr_t)63); a < end; a += 64) __builtin_prefetch(a);
+}
 
-static inline int scan_groups(const View *v, const Query *q, int t, const uint32_t *glo, const uint32_t *ghi,
-                              const int *gdp, int ng, Hits *out) {
-    const uint16_t *suf = v->suf[t];
-    for (int i = 0; i < ng && i < AHEAD; i++) {
-        __builtin_prefetch(suf + glo[i]);
-        __builtin_prefetch(suf + ghi[i] - 1);
-    }
+#define BATCH 1024
+#define AHEAD 4
+
+static int scan_groups(const View *v, const Query *q, const Group *gs, int ng, CandList *list, Hits *out) {
+    for (int i = 0; i < ng && i < AHEAD; i++) prefetch_group(v, &gs[i]);
     for (int i = 0; i < ng; i++) {
-        if (i + AHEAD < ng) {
-            __builtin_prefetch(suf + glo[i + AHEAD]);
-            __builtin_prefetch(suf + ghi[i + AHEAD] - 1);
-        }
-        if (scan_group(v, q, t, glo[i], ghi[i], gdp[i], out) < 0) return -1;
+        if (i + AHEAD < ng) prefetch_group(v, &gs[i + AHEAD]);
+        if (scan_group(v, q, &gs[i], list, out) < 0) return -1;
     }
     return 0;
 }
 
-/* All items within q->r of the query, appended to out as (k, distance). */
-HOT static int search_one(const View *v, const uint8_t *h, int r, Hits *out) {
+/* Pieces within a of a query piece, by weight: Gosper's hack, resumable. */
+typedef struct {
+    int w, a, done;
+    uint32_t x;
+} Ball;
+
+static inline int ball_next(Ball *b, uint32_t *x, int *w) {
+    if (b->done) return 0;
+    *x = b->x;
+    *w = b->w;
+    if (b->w == 0) {
+        b->w = 1;
+        b->x = 1;
+    } else {
+        uint32_t lowest = b->x & -b->x, ripple = b->x + lowest;
+        b->x = (((ripple ^ b->x) >> 2) >> __builtin_ctz(lowest)) | ripple;
+        if (b->x >= GROUPS) {
+            b->w++;
+            b->x = (1u << b->w) - 1;
+        }
+    }
+    if (b->w > b->a || b->w > 16) b->done = 1;
+    return 1;
+}
+
+/* All items within r of the query, appended to out as (k, distance). */
+HOT static int search_one(const View *v, const uint8_t *h, int r, CandList *list, Hits *out) {
     Query q;
-    int m = v->m, p = v->p, sb = 32 - p;
-    uint32_t smask = (1u << sb) - 1;
+    int m = v->m;
+    q.m = m;
     q.r = r;
-    for (int t = 0; t < m; t++) {
-        uint32_t key = load_be32(h + 4 * t);
-        q.qp[t] = key >> sb;
-        q.qs[t] = key & smask;
-        q.s[t] = (r + 1) / m + (t < (r + 1) % m ? 1 : 0) - 1;
+    q.a = r / m;
+    q.c = 2 * q.a + 1;
+    for (int j = 0; j < m; j++) q.qv[j] = piece_of(h, j);
+    int a = q.a < 16 ? q.a : 16;
+    double ball = 0, comb = 1;
+    for (int w = 0; w <= a; w++) {
+        ball += comb;
+        comb = comb * (16 - w) / (w + 1);
     }
-    uint32_t groups = 1u << p;
+    Group gs[BATCH];
+    int ng = 0;
+    list->n = 0;
     for (int t = 0; t < m; t++) {
-        int s = q.s[t];
-        if (s < 0) continue;
         const uint32_t *off = v->off[t];
-        uint32_t qp = q.qp[t];
-        int smax = s < p ? s : p;
-        /* Ball of prefixes within smax of qp; when that is most groups, sweep them all. */
-        double ball = 0, c = 1;
-        for (int w = 0; w <= smax; w++) {
-            ball += c;
-            c = c * (p - w) / (w + 1);
-        }
-        if (ball * 4 > groups) {
-            for (uint32_t P = 0; P < groups; P++) {
-                int dp = pop32(P ^ qp);
-                if (dp <= s && off[P] < off[P + 1] && scan_group(v, &q, t, off[P], off[P + 1], dp, out) < 0)
-                    return -1;
+        uint32_t qp = q.qv[t];
+        Ball it = {.w = 0, .a = a, .done = 0, .x = 0};
+        int sweep = ball * 4 > GROUPS; /* most groups: visit them in order */
+        for (uint32_t P = 0, x; sweep ? P < GROUPS : 1; P++) {
+            int w;
+            if (sweep) {
+                w = pop32(P ^ qp);
+                if (w > a) continue;
+                x = P ^ qp;
+            } else if (!ball_next(&it, &x, &w)) {
+                break;
             }
-            continue;
-        }
-        /* Collect the groups of the ball (their offsets load in parallel), then scan
-         * them with the suffixes of group i + AHEAD already on their way. */
-        uint32_t glo[BATCH], ghi[BATCH];
-        int gdp[BATCH], nb = 0;
-        for (int w = 0; w <= smax; w++) {
-            uint32_t x = w ? (1u << w) - 1 : 0;
-            for (;;) {
-                uint32_t P = qp ^ x;
-                uint32_t a = off[P], b = off[P + 1];
-                if (a < b) {
-                    glo[nb] = a;
-                    ghi[nb] = b;
-                    gdp[nb] = w;
-                    if (++nb == BATCH) {
-                        if (scan_groups(v, &q, t, glo, ghi, gdp, nb, out) < 0) return -1;
-                        nb = 0;
-                    }
-                }
-                if (w == 0) break;
-                /* Gosper's hack: next w-subset of the p prefix bits. */
-                uint32_t lowest = x & -x, ripple = x + lowest;
-                x = (((ripple ^ x) >> 2) >> __builtin_ctz(lowest)) | ripple;
-                if (x >= groups || x == 0) break;
+            uint32_t g = qp ^ x, lo = off[g], hi = off[g + 1];
+            if (lo == hi) continue;
+            gs[ng++] = (Group){.lo = lo, .hi = hi, .t = (uint8_t)t, .w = (uint8_t)w};
+            if (ng == BATCH) {
+                if (scan_groups(v, &q, gs, ng, list, out) < 0) return -1;
+                ng = 0;
             }
         }
-        if (nb && scan_groups(v, &q, t, glo, ghi, gdp, nb, out) < 0) return -1;
     }
-    return 0;
+    if (ng && scan_groups(v, &q, gs, ng, list, out) < 0) return -1;
+    return list->n ? verify_all(v, &q, list, out) : 0;
 }
 
 static PyObject *hits_to_list(const View *v, Hits *h) {
@@ -353,28 +488,31 @@ static PyObject *hits_to_list(const View *v, Hits *h) {
     return list;
 }
 
-/* search(queries: bytes-like (nq * m * 4), radius) -> list of lists of (id, distance) */
+/* search(queries: bytes-like (nq * m * 2), radius) -> list of lists of (id, distance) */
 static PyObject *Base_search(BaseObject *self, PyObject *args) {
     Py_buffer qb;
     int r;
     if (!PyArg_ParseTuple(args, "y*i", &qb, &r)) return NULL;
     View v;
     view_of(self, &v);
-    Py_ssize_t hb = 4 * (Py_ssize_t)v.m, nq = qb.len / hb;
+    Py_ssize_t hb = 2 * (Py_ssize_t)v.m, nq = qb.len / hb;
     if (qb.len % hb || r < 0) {
         PyBuffer_Release(&qb);
         PyErr_SetString(PyExc_ValueError, "queries must be whole hashes and radius >= 0");
         return NULL;
     }
     Hits *all = PyMem_Calloc(nq ? nq : 1, sizeof(Hits));
+    CandList *cands = PyMem_Malloc(sizeof(CandList));
     int failed = 0;
-    if (!all) {
+    if (!all || !cands) {
+        PyMem_Free(all);
+        PyMem_Free(cands);
         PyBuffer_Release(&qb);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < nq && !failed; i++)
-        if (v.n && search_one(&v, (const uint8_t *)qb.buf + i * hb, r, &all[i]) < 0) failed = 1;
+        if (v.n && search_one(&v, (const uint8_t *)qb.buf + i * hb, r, cands, &all[i]) < 0) failed = 1;
     Py_END_ALLOW_THREADS
     PyObject *result = failed ? PyErr_NoMemory() : PyList_New(nq);
     for (Py_ssize_t i = 0; i < nq; i++) {
@@ -387,30 +525,29 @@ static PyObject *Base_search(BaseObject *self, PyObject *args) {
         PyMem_RawFree(all[i].d);
     }
     PyMem_Free(all);
+    PyMem_Free(cands);
     PyBuffer_Release(&qb);
     return result;
 }
 
-/* extract(out: writable (n * m * 4)) writes every item's hash, in id-node order. */
+/* extract(out: writable (n * m * 2)) writes every item's hash, in id-node order, by following its links. */
 static PyObject *Base_extract(BaseObject *self, PyObject *args) {
     PyObject *o;
     if (!PyArg_ParseTuple(args, "O", &o)) return NULL;
     View v;
     view_of(self, &v);
     Py_buffer ob;
-    if (get_buf(o, &ob, (Py_ssize_t)v.n * v.m * 4, 1, "out") < 0) return NULL;
-    int sb = 32 - v.p;
+    if (get_buf(o, &ob, (Py_ssize_t)v.n * v.m * 2, 1, "out") < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
     for (uint32_t k = 0; k < v.n; k++) {
-        uint8_t *h = (uint8_t *)ob.buf + (size_t)k * v.m * 4;
-        uint32_t cur = v.id_next[k];
-        for (int t = 0; t < v.m; t++) {
-            uint32_t key = (prefix_of(&v, t, cur) << sb) | v.suf[t][cur];
-            h[4 * t] = key >> 24;
-            h[4 * t + 1] = key >> 16;
-            h[4 * t + 2] = key >> 8;
-            h[4 * t + 3] = key;
-            cur = v.nxt[t][cur];
+        uint8_t *h = (uint8_t *)ob.buf + (size_t)k * v.m * 2;
+        uint32_t slot = v.id_next[k];
+        for (int u = 0; u < v.m; u++) {
+            uint32_t piece = v.f[u][slot];
+            int j = (u + 1) % v.m;
+            h[2 * j] = (uint8_t)(piece >> 8);
+            h[2 * j + 1] = (uint8_t)piece;
+            if (u + 1 < v.m) slot = next_slot(&v, u, slot);
         }
     }
     Py_END_ALLOW_THREADS
@@ -432,109 +569,149 @@ static PyTypeObject BaseType = {
     .tp_init = (initproc)Base_init,
     .tp_dealloc = (destructor)Base_dealloc,
     .tp_methods = Base_methods,
-    .tp_doc = "An immutable, searchable circular multi-index over buffers (see module doc).",
+    .tp_doc = "An immutable, searchable chained pair index over buffers (see module doc).",
 };
 
 /* ---- build ---------------------------------------------------------------- */
 
-/* build(hashes, n, m, p, offs, sufs, nxts, dirs, id_next): fill the preallocated arrays
- * for n hashes of m*4 bytes whose item i is id-node slot i (ids sorted by the caller). */
+typedef struct {
+    uint32_t slot, hi;
+} Big;
+
+static int big_cmp(const void *x, const void *y) {
+    uint32_t a = ((const Big *)x)->slot, b = ((const Big *)y)->slot;
+    return (a > b) - (a < b);
+}
+
+/* Counting sort of the n items by piece t: off (GROUPS + 1 starts) and slot[i], item i's slot;
+ * f[slot] gets the item's piece t+1 (mod m). */
+static void sort_table(const uint8_t *H, uint32_t n, int m, int t, uint32_t *off, uint16_t *f, uint32_t *slot) {
+    size_t hb = (size_t)m * 2;
+    memset(off, 0, (GROUPS + 1) * 4);
+    for (uint32_t i = 0; i < n; i++) off[piece_of(H + i * hb, t) + 1]++;
+    for (size_t g = 1; g <= GROUPS; g++) off[g] += off[g - 1];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t g = piece_of(H + i * hb, t);
+        uint32_t pos = off[g]++;
+        slot[i] = pos;
+        f[pos] = (uint16_t)piece_of(H + i * hb, (t + 1) % m);
+    }
+    /* off[g] now holds the end of group g, the start of g+1: shift back. */
+    memmove(off + 1, off, GROUPS * 4);
+    off[0] = 0;
+    memset(f + n, 0, PAD * 2);
+}
+
+/* build(hashes, n, m, offs, fs, qs, last, id_next) -> [(bslot bytes, bhi bytes)] * (m-1):
+ * fill the preallocated arrays for n hashes of m*2 bytes whose item i is id-node slot i
+ * (ids sorted by the caller). */
 static PyObject *build(PyObject *mod, PyObject *args) {
-    PyObject *hashes, *offs, *sufs, *nxts, *dirs, *idn;
+    PyObject *hashes, *offs, *fs, *qs, *lasto, *idn;
     unsigned int n;
-    int m, p;
-    if (!PyArg_ParseTuple(args, "OIiiOOOOO", &hashes, &n, &m, &p, &offs, &sufs, &nxts, &dirs, &idn)) return NULL;
-    if (m < 1 || m > MAXM || p < 16 || p > 28) {
-        PyErr_SetString(PyExc_ValueError, "bad index parameters");
-        return NULL;
-    }
-    Py_buffer hb, ob[MAXM], sb_[MAXM], nb[MAXM], db[MAXM], ib;
-    int got = 0;
-    Py_ssize_t groups = ((Py_ssize_t)1 << p) + 1, blocks = ((Py_ssize_t)n >> DIRSHIFT) + 2;
-    if (get_buf(hashes, &hb, (Py_ssize_t)n * m * 4, 0, "hashes") < 0) return NULL;
-    if (get_buf(idn, &ib, (Py_ssize_t)n * 4, 1, "id_next") < 0) {
-        PyBuffer_Release(&hb);
-        return NULL;
-    }
-    int ok = 1;
-    for (; got < m; got++) {
-        if (get_buf(PyList_GetItem(offs, got), &ob[got], groups * 4, 1, "off") < 0) { ok = 0; break; }
-        if (get_buf(PyList_GetItem(sufs, got), &sb_[got], ((Py_ssize_t)n + PAD) * 2, 1, "suf") < 0) {
-            PyBuffer_Release(&ob[got]); ok = 0; break;
-        }
-        if (get_buf(PyList_GetItem(nxts, got), &nb[got], (Py_ssize_t)n * 4, 1, "nxt") < 0) {
-            PyBuffer_Release(&ob[got]); PyBuffer_Release(&sb_[got]); ok = 0; break;
-        }
-        if (get_buf(PyList_GetItem(dirs, got), &db[got], blocks * 4, 1, "dir") < 0) {
-            PyBuffer_Release(&ob[got]); PyBuffer_Release(&sb_[got]); PyBuffer_Release(&nb[got]); ok = 0; break;
-        }
-    }
-    uint32_t *prev = NULL, *cur = NULL, *cursor = NULL;
+    int m;
+    if (!PyArg_ParseTuple(args, "OIiOOOOO", &hashes, &n, &m, &offs, &fs, &qs, &lasto, &idn)) return NULL;
+    if (check_m(m) < 0) return NULL;
+    BaseObject bufs; /* only its buffers are used, to acquire and release them in one place */
+    memset(&bufs, 0, sizeof bufs);
+    Py_buffer hb = {0};
+    uint32_t *prev = NULL, *cur = NULL;
+    Big *big = NULL;
+    size_t nbig = 0, capbig = 0;
+    PyObject *result = NULL;
+    int ok = get_buf(hashes, &hb, (Py_ssize_t)n * m * 2, 0, "hashes") == 0 &&
+             get_buf(idn, &bufs.id_next, (Py_ssize_t)n * 4, 1, "id_next") == 0 &&
+             get_buf(lasto, &bufs.last, (Py_ssize_t)n * 4, 1, "last") == 0 &&
+             get_bufs(offs, bufs.off, m, (GROUPS + 1) * 4, 1, "off") == 0 &&
+             get_bufs(fs, bufs.f, m, ((Py_ssize_t)n + PAD) * 2, 1, "f") == 0 &&
+             get_bufs(qs, bufs.q, m - 1, (Py_ssize_t)n, 1, "q") == 0;
     if (ok) {
         prev = PyMem_RawMalloc((size_t)(n ? n : 1) * 4);
         cur = PyMem_RawMalloc((size_t)(n ? n : 1) * 4);
-        cursor = PyMem_RawMalloc((size_t)groups * 4);
-        if (!prev || !cur || !cursor) {
+        result = PyList_New(m - 1);
+        if (!prev || !cur || !result) {
             ok = 0;
-            PyErr_NoMemory();
+            if (!PyErr_Occurred()) PyErr_NoMemory();
         }
     }
+    const uint8_t *H = hb.buf;
+    size_t hbytes = (size_t)m * 2;
     if (ok) {
-        const uint8_t *H = hb.buf;
-        int shift = 32 - p;
-        uint32_t smask = (1u << shift) - 1;
         Py_BEGIN_ALLOW_THREADS
-        for (int t = 0; t < m; t++) {
-            uint32_t *off = ob[t].buf, *dir = db[t].buf, *nxt_prev = t ? nb[t - 1].buf : NULL;
-            uint16_t *suf = sb_[t].buf;
-            memset(cursor, 0, (size_t)groups * 4);
-            for (uint32_t i = 0; i < n; i++) cursor[(load_be32(H + (size_t)i * m * 4 + 4 * t) >> shift) + 1]++;
-            for (Py_ssize_t g = 1; g < groups; g++) cursor[g] += cursor[g - 1];
-            memcpy(off, cursor, (size_t)groups * 4);
-            for (uint32_t i = 0; i < n; i++) {
-                uint32_t key = load_be32(H + (size_t)i * m * 4 + 4 * t);
-                uint32_t pos = cursor[key >> shift]++;
-                suf[pos] = (uint16_t)(key & smask);
-                cur[i] = pos;
-                if (t) nxt_prev[prev[i]] = pos;
-                else ((uint32_t *)ib.buf)[i] = pos;
-            }
-            memset(suf + n, 0, PAD * 2);
-            /* dir[b]: the group of slot b*64 (of the last slot past the end). */
-            uint32_t g = 0;
-            for (Py_ssize_t b = 0; b < blocks; b++) {
-                uint64_t pos = (uint64_t)b << DIRSHIFT;
-                if (pos >= n) pos = n ? n - 1 : 0;
-                while (g + 1 < (uint32_t)(groups - 1) && off[g + 1] <= pos) g++;
-                dir[b] = g;
-            }
-            uint32_t *tmp = prev;
-            prev = cur;
-            cur = tmp;
-        }
-        uint32_t *last = nb[m - 1].buf;
-        for (uint32_t i = 0; i < n; i++) last[prev[i]] = i;
+        sort_table(H, n, m, 0, bufs.off[0].buf, bufs.f[0].buf, prev);
+        memcpy(bufs.id_next.buf, prev, (size_t)n * 4);
         Py_END_ALLOW_THREADS
+    }
+    for (int t = 1; ok && t < m; t++) {
+        int failed = 0;
+        nbig = 0;
+        Py_BEGIN_ALLOW_THREADS
+        const uint32_t *off = bufs.off[t].buf;
+        uint8_t *q = bufs.q[t - 1].buf;
+        sort_table(H, n, m, t, bufs.off[t].buf, bufs.f[t].buf, cur);
+        for (uint32_t i = 0; i < n && !failed; i++) {
+            uint32_t g = piece_of(H + i * hbytes, t), pos = cur[i] - off[g];
+            q[prev[i]] = (uint8_t)pos;
+            if (off[g + 1] - off[g] > QBIG) {
+                if (nbig == capbig) {
+                    size_t cap = capbig ? 2 * capbig : 1024;
+                    Big *nb = PyMem_RawRealloc(big, cap * sizeof(Big));
+                    if (!nb) {
+                        failed = 1;
+                        break;
+                    }
+                    big = nb;
+                    capbig = cap;
+                }
+                big[nbig++] = (Big){.slot = prev[i], .hi = pos >> 8};
+            }
+        }
+        if (!failed) qsort(big, nbig, sizeof(Big), big_cmp);
+        Py_END_ALLOW_THREADS
+        if (failed) {
+            PyErr_NoMemory();
+            ok = 0;
+            break;
+        }
+        PyObject *bs = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nbig * 4);
+        PyObject *bh = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nbig * 4);
+        PyObject *pair = bs && bh ? PyTuple_Pack(2, bs, bh) : NULL;
+        if (pair) {
+            uint32_t *ps = (uint32_t *)PyBytes_AS_STRING(bs), *ph = (uint32_t *)PyBytes_AS_STRING(bh);
+            for (size_t i = 0; i < nbig; i++) {
+                ps[i] = big[i].slot;
+                ph[i] = big[i].hi;
+            }
+        }
+        Py_XDECREF(bs);
+        Py_XDECREF(bh);
+        if (!pair) {
+            ok = 0;
+            break;
+        }
+        PyList_SET_ITEM(result, t - 1, pair);
+        uint32_t *tmp = prev;
+        prev = cur;
+        cur = tmp;
+    }
+    if (ok) {
+        uint32_t *last = bufs.last.buf;
+        for (uint32_t i = 0; i < n; i++) last[prev[i]] = i;
     }
     PyMem_RawFree(prev);
     PyMem_RawFree(cur);
-    PyMem_RawFree(cursor);
-    for (int t = 0; t < got; t++) {
-        PyBuffer_Release(&ob[t]);
-        PyBuffer_Release(&sb_[t]);
-        PyBuffer_Release(&nb[t]);
-        PyBuffer_Release(&db[t]);
+    PyMem_RawFree(big);
+    Base_release(&bufs);
+    release(&hb);
+    if (!ok) {
+        Py_XDECREF(result);
+        return NULL;
     }
-    PyBuffer_Release(&ib);
-    PyBuffer_Release(&hb);
-    if (!ok) return NULL;
-    Py_RETURN_NONE;
+    return result;
 }
 
 /* ---- brute force (the small, recently added part) ------------------------- */
 
-HOT static int scan_all(const uint8_t *H, const void *ids, int ids64, Py_ssize_t n, Py_ssize_t hb, const uint8_t *q,
-                        int r, Hits *out) {
+HOT static int scan_all(const uint8_t *H, Py_ssize_t n, Py_ssize_t hb, const uint8_t *q, int r, Hits *out) {
     Py_ssize_t words = hb / 8;
     for (Py_ssize_t i = 0; i < n; i++) {
         const uint8_t *h = H + i * hb;
@@ -548,8 +725,6 @@ HOT static int scan_all(const uint8_t *H, const void *ids, int ids64, Py_ssize_t
         for (Py_ssize_t j = words * 8; j < hb; j++) d += __builtin_popcount((unsigned)(h[j] ^ q[j]));
         if (d <= r && hits_push(out, (uint32_t)i, d) < 0) return -1;
     }
-    (void)ids;
-    (void)ids64;
     return 0;
 }
 
@@ -581,7 +756,7 @@ static PyObject *scan(PyObject *mod, PyObject *args) {
     if (all) {
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < nq && !failed; i++)
-            if (scan_all(H.buf, I.buf, 1, n, hb, (const uint8_t *)qb.buf + i * hb, r, &all[i]) < 0) failed = 1;
+            if (scan_all(H.buf, n, hb, (const uint8_t *)qb.buf + i * hb, r, &all[i]) < 0) failed = 1;
         Py_END_ALLOW_THREADS
     }
     PyObject *result = failed ? PyErr_NoMemory() : PyList_New(nq);
@@ -607,7 +782,7 @@ static PyObject *scan(PyObject *mod, PyObject *args) {
 }
 
 static PyMethodDef module_methods[] = {
-    {"build", build, METH_VARARGS, "Fill a base's arrays from hashes sorted by id."},
+    {"build", build, METH_VARARGS, "Fill a base's arrays from hashes sorted by id; returns the big-group lists."},
     {"scan", scan, METH_VARARGS, "Brute-force radius search over a small array of hashes."},
     {NULL},
 };

@@ -7,6 +7,7 @@ loading costs a header read, whatever the size.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import struct
 from pathlib import Path
@@ -16,6 +17,27 @@ import numpy as np
 
 MAGIC = b"HASHBANK-ARRAYS1"
 ALIGN = 64
+HUGE = 2 << 20
+
+
+def packed_empty(specs: dict[str, tuple[int, type]]) -> dict[str, np.ndarray]:
+    """Uninitialised arrays (name -> (length, dtype)) packed into one anonymous mapping backed by
+    huge pages where the kernel allows. A search touches thousands of random cache lines across
+    hundreds of MB; with 4 KiB pages nearly each one also misses the TLB (measured: 2x slower)."""
+    layout, offset = {}, 0
+    for name, (length, dtype) in specs.items():
+        layout[name] = offset
+        offset += -(-length * np.dtype(dtype).itemsize // ALIGN) * ALIGN
+    region = mmap.mmap(-1, max(offset, 1) + HUGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    base = np.frombuffer(region, np.uint8)
+    start = -base.ctypes.data % HUGE
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        region.madvise(mmap.MADV_HUGEPAGE)
+    out = {}
+    for name, (length, dtype) in specs.items():
+        lo = start + layout[name]
+        out[name] = base[lo : lo + length * np.dtype(dtype).itemsize].view(dtype)
+    return out
 
 
 def save_arrays(path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:

@@ -2,7 +2,7 @@
 
 Three parts, so a change touches only what changed:
 
-* the *base*: an immutable circular multi-index (see ``_hamming.c``) built in
+* the *base*: an immutable chained pair index (see ``_hamming.c``) built in
   one pass, saved to one file and memory-mapped on load;
 * the *delta*: hashes added since, searched by brute force while small;
 * *tombstones*: one bit per base item removed since.
@@ -13,41 +13,34 @@ delta outgrows ``delta_limit`` (bulk adds build the base at once) and on save.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from hashbank.index import _hamming
-from hashbank.index.arrays import load_arrays, save_arrays
+from hashbank.index.arrays import load_arrays, packed_empty, save_arrays
 
 Hits = list[list[tuple[int, int]]]
-DIR_SHIFT = 6
+GROUPS = 1 << 16  # groups per table: one per 16-bit piece value
 PAD = 16
-PREFIX_SHIFT = int(os.environ.get("HB_PREFIX_SHIFT", "5"))
-
-
-def prefix_bits(n: int) -> int:
-    """Groups per table sized to the collection: about 32 items per group, never under 2**16."""
-    return min(24, max(16, round(math.log2(max(n, 1))) - PREFIX_SHIFT))
+LAYOUT = 3  # saved files of another layout are refused, not misread
 
 
 class _Base:
     """The arrays of one built base and the C object searching them."""
 
     def __init__(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        self.m, self.p, self.n = int(meta["m"]), int(meta["p"]), int(meta["n"])
+        self.m, self.n = int(meta["m"]), int(meta["n"])
         self.arrays = arrays
         self.ids: np.ndarray = arrays["ids"]
         self.dead = np.zeros((self.n + 7) // 8 or 1, dtype=np.uint8)
         self.dead_count = 0
-        t = range(self.m)
+        t, links = range(self.m), range(self.m - 1)
         self.core = _hamming.Base(
-            self.m, self.p, self.n,
-            [arrays[f"off{i}"] for i in t], [arrays[f"suf{i}"] for i in t],
-            [arrays[f"nxt{i}"] for i in t], [arrays[f"dir{i}"] for i in t],
-            arrays["id_next"], self.ids, self.ids.dtype.itemsize, self.dead,
+            self.m, self.n, [arrays[f"off{i}"] for i in t], [arrays[f"f{i}"] for i in t],
+            [arrays[f"q{i}"] for i in links], [arrays[f"bslot{i}"] for i in links], [arrays[f"bhi{i}"] for i in links],
+            arrays["last"], arrays["id_next"], self.ids, self.ids.dtype.itemsize, self.dead,
         )  # fmt: skip
 
     @classmethod
@@ -55,26 +48,31 @@ class _Base:
         """Base over ``hashes`` (rows) for unique ``ids``, sorted here by id."""
         order = np.argsort(ids, kind="stable")
         ids, hashes = ids[order], np.ascontiguousarray(hashes[order])
-        n, m = len(ids), hashes.shape[1] // 4
-        p = prefix_bits(n)
+        n, m = len(ids), hashes.shape[1] // 2
         small = n == 0 or (ids.min() >= 0 and ids.max() < 2**32)
-        arrays: dict[str, np.ndarray] = {"ids": ids.astype(np.uint32 if small else np.int64)}
+        specs: dict[str, tuple[int, type]] = {"ids": (n, np.uint32 if small else np.int64)}
         for t in range(m):
-            arrays[f"off{t}"] = np.empty((1 << p) + 1, np.uint32)
-            arrays[f"suf{t}"] = np.empty(n + PAD, np.uint16)
-            arrays[f"nxt{t}"] = np.empty(n, np.uint32)
-            arrays[f"dir{t}"] = np.empty((n >> DIR_SHIFT) + 2, np.uint32)
-        arrays["id_next"] = np.empty(n, np.uint32)
-        t = range(m)
-        _hamming.build(
-            hashes, n, m, p, [arrays[f"off{i}"] for i in t], [arrays[f"suf{i}"] for i in t],
-            [arrays[f"nxt{i}"] for i in t], [arrays[f"dir{i}"] for i in t], arrays["id_next"],
+            specs[f"off{t}"] = (GROUPS + 1, np.uint32)
+            specs[f"f{t}"] = (n + PAD, np.uint16)
+            if t + 1 < m:
+                specs[f"q{t}"] = (n, np.uint8)
+        specs["last"] = (n, np.uint32)
+        specs["id_next"] = (n, np.uint32)
+        arrays = packed_empty(specs)
+        arrays["ids"][:] = ids
+        t, links = range(m), range(m - 1)
+        big = _hamming.build(
+            hashes, n, m, [arrays[f"off{i}"] for i in t], [arrays[f"f{i}"] for i in t],
+            [arrays[f"q{i}"] for i in links], arrays["last"], arrays["id_next"],
         )  # fmt: skip
-        return cls({"m": m, "p": p, "n": n}, arrays)
+        for i, (slots, high) in enumerate(big):
+            arrays[f"bslot{i}"] = np.frombuffer(slots, np.uint32)
+            arrays[f"bhi{i}"] = np.frombuffer(high, np.uint32)
+        return cls({"m": m, "n": n}, arrays)
 
     def hashes(self) -> np.ndarray:
         """Every item's hash, in id order (the base keeps no separate copy)."""
-        out = np.empty((self.n, self.m * 4), np.uint8)
+        out = np.empty((self.n, self.m * 2), np.uint8)
         self.core.extract(out)
         return out
 
@@ -106,8 +104,8 @@ class HammingIndex:
     """Every stored hash within a radius of a query, exactly; ids are int64."""
 
     def __init__(self, bits: int = 256, *, delta_limit: int = 16384, auto_compact: bool = True) -> None:
-        if bits <= 0 or bits % 32:
-            raise ValueError(f"bits must be a positive multiple of 32, got {bits}")
+        if bits <= 0 or bits % 32 or bits > 512:
+            raise ValueError(f"bits must be a positive multiple of 32 up to 512, got {bits}")
         self.bits = bits
         self.nbytes_per_hash = bits // 8
         self.delta_limit = delta_limit
@@ -254,7 +252,8 @@ class HammingIndex:
         if self._dn or self._base is None or self._base.dead_count:
             self.compact()
         assert self._base is not None
-        meta = {"kind": "hamming", "bits": self.bits, "m": self._base.m, "p": self._base.p, "n": self._base.n}
+        base = self._base
+        meta = {"kind": "hamming", "layout": LAYOUT, "bits": self.bits, "m": base.m, "n": base.n}
         save_arrays(path, meta, self._base.arrays)
 
     @classmethod
@@ -263,6 +262,9 @@ class HammingIndex:
         meta, arrays = load_arrays(path)
         if meta.get("kind") != "hamming":
             raise ValueError(f"{path}: not a Hamming index")
+        if meta.get("layout") != LAYOUT:
+            found = meta.get("layout", 1)
+            raise ValueError(f"{path}: saved by another version of hashbank (layout {found}); rebuild it")
         index = cls(int(meta["bits"]), delta_limit=delta_limit)
         index._base = _Base(meta, arrays)
         return index
