@@ -113,3 +113,19 @@ def test_a_failed_audit_write_fails_its_requests_and_keeps_the_rows(db_url: str)
         finally:
             recorder.stop()
     assert audit_rows(db_url, "failing") == {"match": 6}
+
+
+def test_a_lone_request_is_not_kept_waiting_for_company(db_url: str) -> None:
+    """The writer lingers for more rows only when requests come together; one at a time, each is
+    written at once."""
+    with open_store(db_url) as store:
+        recorder = Recorder(store.engine, linger=1.0)
+        recorder.start()
+        try:
+            asyncio.run(recorder.audit_async("lone", "match"))  # the first batch may linger
+            started = time.monotonic()
+            asyncio.run(recorder.audit_async("lone", "match"))
+            assert time.monotonic() - started < 0.5
+        finally:
+            recorder.stop()
+    assert audit_rows(db_url, "lone") == {"match": 2}

@@ -88,3 +88,20 @@ def test_serve_with_two_workers_answers(db_url: str, serve, workers: int) -> Non
         metrics = httpx.get(f"{server.url}/metrics", headers={"X-API-Key": key}, timeout=5)
         assert metrics.status_code == 200 and "hashbank_requests_total" in metrics.text
     assert httpx.get(f"{server.url}/readyz").json()["ready"] is True
+
+
+def test_the_first_load_freezes_what_the_worker_keeps(db_url: str) -> None:
+    """After the index load, the app's long-lived objects are out of the collector's full passes (a
+    full pass over them stalls every request for tens of milliseconds)."""
+    import gc
+
+    from hashbank.matching import Matcher
+    from hashbank.service.live import Follower
+
+    with open_store(db_url) as store:
+        gc.unfreeze()
+        try:
+            Follower(Matcher(store), 1.0).step()
+            assert gc.get_freeze_count() > 0
+        finally:
+            gc.unfreeze()

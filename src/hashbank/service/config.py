@@ -21,8 +21,9 @@ class ServiceConfig:
     follow_interval: float = 0.2
     #: How long a verified key stays verified in memory (revocation reaches other workers within this).
     key_cache_seconds: float = 10.0
-    #: How long the audit writer waits for more rows to join a batch (each request waits for its row).
-    flush_interval: float = 0.002
+    #: How long the audit writer waits for more rows to join a batch when requests come together (each
+    #: waits for its row; a lone request is written at once). Longer: fewer commits, each request later.
+    flush_interval: float = 0.005
     webhook_poll: float = 0.5
     webhook_timeout: float = 5.0
     webhook_attempts: int = 5

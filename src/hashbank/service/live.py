@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -35,6 +36,9 @@ class Follower:
         applied = self.matcher.catch_up()
         if not self.loaded:
             log.info("index loaded: %d entries in %.1f s", applied, time.perf_counter() - start)
+            # What is alive now (app, store, index) lives as long as the worker: out of the collector's
+            # full passes, which otherwise walk it all (~100k objects, ~90 ms with every request waiting).
+            gc.freeze()
         self.applied += applied
         self.loaded, self.last_ok, self.error = True, time.monotonic(), None
         return applied

@@ -122,7 +122,7 @@ class Recorder:
     A failed write keeps the rows for the next batch and fails the requests waiting on it.
     Matches in banks with webhooks also queue one signed delivery per webhook."""
 
-    def __init__(self, engine: Engine, linger: float = 0.002, timeout: float = 30.0) -> None:
+    def __init__(self, engine: Engine, linger: float = 0.005, timeout: float = 30.0) -> None:
         self.engine = engine
         #: How long the writer waits after the first row for others to join its batch.
         self.linger = linger
@@ -238,24 +238,30 @@ class Recorder:
         self._flush_quietly()
 
     def _run(self) -> None:
+        company = True  # did the last batch hold more than one request's rows?
         while not self._stop.is_set():
             self._wake.wait()
             if self._stop.is_set():
                 return
-            self._stop.wait(self.linger)  # let concurrent requests join this batch
+            # Under load, let concurrent requests join this batch: the commit, not the row, is what costs.
+            # A lone request (the last batch was one too) is written at once: nobody to wait for.
+            if company:
+                self._stop.wait(self.linger)
             self._wake.clear()
-            if not self._flush_quietly():
+            with self._lock:
+                company = len(self._audit) > 1
+            if self._flush_quietly() is None:
                 self._stop.wait(0.5)  # the database is away: retry, not spin
 
-    def _flush_quietly(self) -> bool:
+    def _flush_quietly(self) -> int | None:
+        """flush(), logging a failure (None) instead of raising."""
         try:
-            self.flush()
+            return self.flush()
         except Exception as exc:
             # First line only: a database error's full text repeats the rows (fingerprints) it held.
             reason = str(exc).splitlines()[0][:300] if str(exc) else ""
             log.warning("writing the audit log failed (rows kept, retried): %s: %s", type(exc).__name__, reason)
-            return False
-        return True
+            return None
 
     def flush(self) -> int:
         """Write what is queued; returns how many rows. A failed write keeps the rows queued, fails

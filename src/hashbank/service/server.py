@@ -30,7 +30,9 @@ def log_config() -> dict[str, Any]:
 
 
 def _options(access_log: bool) -> dict[str, Any]:
-    return {"factory": True, "access_log": access_log, "log_config": log_config(), "timeout_keep_alive": 30}
+    # No "server: uvicorn" header: it tells a caller nothing it needs, and is one more header a response.
+    return {"factory": True, "access_log": access_log, "log_config": log_config(), "timeout_keep_alive": 30,
+            "server_header": False}
 
 
 def _listen(host: str, port: int, *, share: bool = True) -> socket.socket:
