@@ -2,7 +2,7 @@
 
 Builds (once, cached in --dir) a bank of --entries random PDQ hashes plus the PDQ hashes of the
 imagenet-sample photos, starts the server with 2 workers on 127.0.0.1, waits for /readyz, then
-drives it for --seconds per phase at --clients concurrent keep-alive connections from a separate
+drives it (after a 1 s warm-up) for --seconds per phase at --clients concurrent keep-alive connections from a separate
 process (a bare asyncio protocol speaking HTTP/1.1, on uvloop):
 
   lookup  POST /v1/match        one PDQ fingerprint per request (half of them known)
@@ -77,9 +77,10 @@ class _Client(asyncio.Protocol):
     cores with the server, so every microsecond it spends per request is one the server loses.
     Every answer is read in full and checked: status 200 and a JSON body."""
 
-    def __init__(self, requests: list[bytes], stop: float, lat: list[float], errors: list[str],
+    def __init__(self, requests: list[bytes], start: float, stop: float, lat: list[float], errors: list[str],
                  done: asyncio.Future[None]) -> None:
-        self.requests, self.stop, self.lat, self.errors, self.done = requests, stop, lat, errors, done
+        self.requests, self.start, self.stop = requests, start, stop
+        self.lat, self.errors, self.done = lat, errors, done
         self.i = random.randrange(len(requests))
         self.buffer = b""
         self.t0 = 0.0
@@ -113,15 +114,18 @@ class _Client(asyncio.Protocol):
         if len(self.buffer) < end + 4 + length:
             return
         body, self.buffer = self.buffer[end + 4 : end + 4 + length], self.buffer[end + 4 + length :]
-        self.lat.append(time.perf_counter() - self.t0)
+        took = time.perf_counter() - self.t0
         status = int(head[9:12])
-        if status != 200:
-            self.errors.append(f"HTTP {status}: {body[:200]!r}")
-        else:
+        error = f"HTTP {status}: {body[:200]!r}" if status != 200 else None
+        if error is None:
             try:
                 json.loads(body)
             except ValueError:
-                self.errors.append(f"not JSON: {body[:200]!r}")
+                error = f"not JSON: {body[:200]!r}"
+        if error is not None:
+            self.errors.append(error)  # counted in the warm-up too
+        if self.t0 >= self.start:
+            self.lat.append(took if error is None else -took)  # negative: answered, but not a success
         self._send()
 
     def _fail(self, reason: str) -> None:
@@ -141,8 +145,12 @@ class _Client(asyncio.Protocol):
             self.done.set_result(None)
 
 
-def drive(url: str, requests: list[bytes], clients: int, seconds: float, out: multiprocessing.Queue) -> None:
-    """Runs in its own process: ``clients`` connections sending ``requests`` round-robin for ``seconds``."""
+def drive(
+    url: str, requests: list[bytes], clients: int, seconds: float, warmup: float, out: multiprocessing.Queue
+) -> None:
+    """Runs in its own process: ``clients`` connections sending ``requests`` round-robin for ``warmup``
+    seconds (not timed: keys verified, caches warm, as on a server that has been up a while), then
+    ``seconds`` timed."""
     import uvloop
 
     host, port = url.removeprefix("http://").split(":")
@@ -151,30 +159,32 @@ def drive(url: str, requests: list[bytes], clients: int, seconds: float, out: mu
 
     async def main() -> float:
         loop = asyncio.get_running_loop()
-        stop = time.perf_counter() + seconds
-        t0 = time.perf_counter()
+        start = time.perf_counter() + warmup
+        stop = start + seconds
         waits = []
         for _ in range(clients):
             done = loop.create_future()
             try:
-                await loop.create_connection(lambda d=done: _Client(requests, stop, lat, errors, d), host, int(port))
+                await loop.create_connection(
+                    lambda d=done: _Client(requests, start, stop, lat, errors, d), host, int(port)
+                )
             except OSError as exc:
                 errors.append(f"connection: {type(exc).__name__}: {exc}")
                 continue
             waits.append(done)
-        _, stuck = await asyncio.wait(waits, timeout=seconds + 60)  # a server that stops answering ends it too
+        _, stuck = await asyncio.wait(waits, timeout=warmup + seconds + 60)  # a server that stops answering too
         errors.extend(["connection: no answer within the phase"] * len(stuck))
-        return time.perf_counter() - t0
+        return time.perf_counter() - start
 
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = uvloop.run(main())
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    lat.sort()
-    http_errors = sum(not e.startswith("connection:") for e in errors)
-    out.put({"requests": len(lat), "ok": len(lat) - http_errors, "seconds": elapsed, "errors": len(errors),
+    answered, ok = len(lat), sum(x >= 0 for x in lat)
+    lat = sorted(abs(x) for x in lat)
+    out.put({"requests": answered, "ok": ok, "seconds": elapsed, "errors": len(errors),
              "first_error": errors[:1],
              "p50": lat[len(lat) // 2] if lat else 0, "p99": lat[int(len(lat) * 0.99)] if lat else 0,
-             "client_cpu": (usage.ru_utime + usage.ru_stime - usage0.ru_utime - usage0.ru_stime) / elapsed})
+              "client_cpu": (usage.ru_utime + usage.ru_stime - usage0.ru_utime - usage0.ru_stime) / (elapsed + warmup)})
 
 
 def http_request(path: str, key: str, body: bytes, content_type: str) -> bytes:
@@ -183,12 +193,12 @@ def http_request(path: str, key: str, body: bytes, content_type: str) -> bytes:
     return head.encode() + body
 
 
-def phase(name: str, url: str, requests: list[bytes], clients: int, seconds: float) -> dict:
+def phase(name: str, url: str, requests: list[bytes], clients: int, seconds: float, warmup: float = 1.0) -> dict:
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=drive, args=(url, requests, clients, seconds, out))
+    proc = ctx.Process(target=drive, args=(url, requests, clients, seconds, warmup, out))
     proc.start()
-    stats = out.get(timeout=seconds + 120)
+    stats = out.get(timeout=warmup + seconds + 120)
     proc.join()
     stats["rate"] = stats["ok"] / stats["seconds"]  # answered with 200 only
     print(f"{name:<8} {stats['rate']:>9,.0f} req/s   p50 {stats['p50'] * 1000:6.2f} ms   "
