@@ -530,7 +530,11 @@ static PyObject *Base_search(BaseObject *self, PyObject *args) {
     return result;
 }
 
-/* extract(out: writable (n * m * 2)) writes every item's hash, in id-node order, by following its links. */
+#define WALK 256
+
+/* extract(out: writable (n * m * 2)) writes every item's hash, in id-node order, by following its
+ * links: WALK items at a time, one hop each per round with the next round's loads prefetched
+ * (one item after another, each hop waits a full memory latency: ~50 s at 10M instead of ~3). */
 static PyObject *Base_extract(BaseObject *self, PyObject *args) {
     PyObject *o;
     if (!PyArg_ParseTuple(args, "O", &o)) return NULL;
@@ -539,15 +543,25 @@ static PyObject *Base_extract(BaseObject *self, PyObject *args) {
     Py_buffer ob;
     if (get_buf(o, &ob, (Py_ssize_t)v.n * v.m * 2, 1, "out") < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    for (uint32_t k = 0; k < v.n; k++) {
-        uint8_t *h = (uint8_t *)ob.buf + (size_t)k * v.m * 2;
-        uint32_t slot = v.id_next[k];
+    uint32_t slot[WALK];
+    for (uint32_t k0 = 0; k0 < v.n; k0 += WALK) {
+        uint32_t nb = v.n - k0 < WALK ? v.n - k0 : WALK;
+        for (uint32_t i = 0; i < nb; i++) slot[i] = v.id_next[k0 + i];
         for (int u = 0; u < v.m; u++) {
-            uint32_t piece = v.f[u][slot];
             int j = (u + 1) % v.m;
-            h[2 * j] = (uint8_t)(piece >> 8);
-            h[2 * j + 1] = (uint8_t)piece;
-            if (u + 1 < v.m) slot = next_slot(&v, u, slot);
+            for (uint32_t i = 0; i < nb; i++) {
+                __builtin_prefetch(v.f[u] + slot[i]);
+                if (u + 1 < v.m) __builtin_prefetch(v.q[u] + slot[i]);
+            }
+            if (u + 1 < v.m)
+                for (uint32_t i = 0; i < nb; i++) __builtin_prefetch(v.off[u + 1] + v.f[u][slot[i]]);
+            for (uint32_t i = 0; i < nb; i++) {
+                uint32_t piece = v.f[u][slot[i]];
+                uint8_t *h = (uint8_t *)ob.buf + (size_t)(k0 + i) * v.m * 2;
+                h[2 * j] = (uint8_t)(piece >> 8);
+                h[2 * j + 1] = (uint8_t)piece;
+                if (u + 1 < v.m) slot[i] = next_slot(&v, u, slot[i]);
+            }
         }
     }
     Py_END_ALLOW_THREADS
