@@ -269,6 +269,12 @@ static inline void prefetch_at(const View *v, const Cand *c) {
     }
 }
 
+#define HOP_AHEAD 8
+
+static inline void prefetch_off(const View *v, const Cand *c) {
+    if (c->u + 1 < v->m) __builtin_prefetch(v->off[c->u + 1] + v->f[c->u][c->slot]);
+}
+
 /* Would a table before t report this (fully revealed) item? */
 static inline int seen_earlier(const Query *q, const Cand *c) {
     for (int i = 0; i < c->t; i++) {
@@ -315,12 +321,12 @@ static inline __attribute__((always_inline)) int verify_all(const View *v, const
     int live = list->n;
     for (int i = 0; i < live; i++) prefetch_at(v, &c[i]);
     while (live) {
-        /* Phase A: candidates in a table read their next group (in cache) and fetch its offset. */
-        for (int i = 0; i < live; i++)
-            if (c[i].u + 1 < v->m) __builtin_prefetch(v->off[c[i].u + 1] + v->f[c[i].u][c[i].slot]);
-        /* Phase B: one hop each. */
+        /* One hop each; a candidate HOP_AHEAD places on reads its next group (in cache since the
+         * last round) and fetches that group's offset, which its own hop will need. */
+        for (int i = 0; i < live && i < HOP_AHEAD; i++) prefetch_off(v, &c[i]);
         int keep = 0;
         for (int i = 0; i < live; i++) {
+            if (i + HOP_AHEAD < live) prefetch_off(v, &c[i + HOP_AHEAD]);
             int st = step(v, q, &c[i]);
             if (st == 1) {
                 if (hits_push(out, c[i].k, c[i].dist) < 0) return -1;
@@ -347,7 +353,7 @@ typedef struct {
 } Group;
 
 /* Scan a group's f values for those within c - w of the query's next piece; collect candidates. */
-static inline int scan_group(const View *v, const Query *q, const Group *g, CandList *list, Hits *out) {
+static inline __attribute__((always_inline)) int scan_group(const View *v, const Query *q, const Group *g, CandList *list, Hits *out) {
     int t = g->t, j = (t + 1) % q->m, thr = q->c - g->w;
     const uint16_t *f = v->f[t];
     v16 vq, vt;
@@ -393,7 +399,7 @@ static inline void prefetch_group(const View *v, const Group *g) {
 #define BATCH 1024
 #define AHEAD 4
 
-static int scan_groups(const View *v, const Query *q, const Group *gs, int ng, CandList *list, Hits *out) {
+static inline __attribute__((always_inline)) int scan_groups(const View *v, const Query *q, const Group *gs, int ng, CandList *list, Hits *out) {
     for (int i = 0; i < ng && i < AHEAD; i++) prefetch_group(v, &gs[i]);
     for (int i = 0; i < ng; i++) {
         if (i + AHEAD < ng) prefetch_group(v, &gs[i + AHEAD]);
@@ -445,11 +451,18 @@ HOT static int search_one(const View *v, const uint8_t *h, int r, CandList *list
     Group gs[BATCH];
     int ng = 0;
     list->n = 0;
+    int sweep = ball * 4 > GROUPS; /* most groups: visit them in order */
+    if (!sweep) /* the groups' offsets, all tables' at once */
+        for (int t = 0; t < m; t++) {
+            Ball it = {.w = 0, .a = a, .done = 0, .x = 0};
+            uint32_t x;
+            int w;
+            while (ball_next(&it, &x, &w)) __builtin_prefetch(v->off[t] + (q.qv[t] ^ x));
+        }
     for (int t = 0; t < m; t++) {
         const uint32_t *off = v->off[t];
         uint32_t qp = q.qv[t];
         Ball it = {.w = 0, .a = a, .done = 0, .x = 0};
-        int sweep = ball * 4 > GROUPS; /* most groups: visit them in order */
         for (uint32_t P = 0, x; sweep ? P < GROUPS : 1; P++) {
             int w;
             if (sweep) {
