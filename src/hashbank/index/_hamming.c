@@ -485,12 +485,12 @@ HOT static int search_one(const View *v, const uint8_t *h, int r, CandList *list
     return list->n ? verify_all(v, &q, list, out) : 0;
 }
 
-static PyObject *hits_to_list(const View *v, Hits *h) {
+static PyObject *hits_to_list(const void *ids, int ids64, Hits *h) {
     PyObject *list = PyList_New(h->len);
     if (!list) return NULL;
     for (Py_ssize_t i = 0; i < h->len; i++) {
         uint32_t k = h->k[i];
-        long long id = v->ids64 ? ((const int64_t *)v->ids)[k] : (long long)((const uint32_t *)v->ids)[k];
+        long long id = ids64 ? ((const int64_t *)ids)[k] : (long long)((const uint32_t *)ids)[k];
         PyObject *tup = Py_BuildValue("(Li)", id, (int)h->d[i]);
         if (!tup) {
             Py_DECREF(list);
@@ -499,6 +499,23 @@ static PyObject *hits_to_list(const View *v, Hits *h) {
         PyList_SET_ITEM(list, i, tup);
     }
     return list;
+}
+
+/* The answer to nq queries: per query a list of (id, distance), hits k mapped through ids (int64 or
+ * uint32); frees every Hits and all itself. failed: the search ran out of memory. */
+static PyObject *results(Hits *all, Py_ssize_t nq, const void *ids, int ids64, int failed) {
+    PyObject *result = failed || !all ? PyErr_NoMemory() : PyList_New(nq);
+    for (Py_ssize_t i = 0; all && i < nq; i++) {
+        if (result) {
+            PyObject *l = hits_to_list(ids, ids64, &all[i]);
+            if (!l) Py_CLEAR(result);
+            else PyList_SET_ITEM(result, i, l);
+        }
+        PyMem_RawFree(all[i].k);
+        PyMem_RawFree(all[i].d);
+    }
+    PyMem_Free(all);
+    return result;
 }
 
 /* search(queries: bytes-like (nq * m * 2), radius) -> list of lists of (id, distance) */
@@ -527,17 +544,7 @@ static PyObject *Base_search(BaseObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < nq && !failed; i++)
         if (v.n && search_one(&v, (const uint8_t *)qb.buf + i * hb, r, cands, &all[i]) < 0) failed = 1;
     Py_END_ALLOW_THREADS
-    PyObject *result = failed ? PyErr_NoMemory() : PyList_New(nq);
-    for (Py_ssize_t i = 0; i < nq; i++) {
-        if (result) {
-            PyObject *l = hits_to_list(&v, &all[i]);
-            if (!l) Py_CLEAR(result);
-            else PyList_SET_ITEM(result, i, l);
-        }
-        PyMem_RawFree(all[i].k);
-        PyMem_RawFree(all[i].d);
-    }
-    PyMem_Free(all);
+    PyObject *result = results(all, nq, v.ids, v.ids64, failed);
     PyMem_Free(cands);
     PyBuffer_Release(&qb);
     return result;
@@ -786,22 +793,7 @@ static PyObject *scan(PyObject *mod, PyObject *args) {
             if (scan_all(H.buf, n, hb, (const uint8_t *)qb.buf + i * hb, r, &all[i]) < 0) failed = 1;
         Py_END_ALLOW_THREADS
     }
-    PyObject *result = failed ? PyErr_NoMemory() : PyList_New(nq);
-    for (Py_ssize_t i = 0; all && i < nq; i++) {
-        if (result) {
-            PyObject *l = PyList_New(all[i].len);
-            for (Py_ssize_t j = 0; l && j < all[i].len; j++) {
-                PyObject *tup = Py_BuildValue("(Li)", (long long)((const int64_t *)I.buf)[all[i].k[j]], all[i].d[j]);
-                if (!tup) Py_CLEAR(l);
-                else PyList_SET_ITEM(l, j, tup);
-            }
-            if (!l) Py_CLEAR(result);
-            else PyList_SET_ITEM(result, i, l);
-        }
-        PyMem_RawFree(all[i].k);
-        PyMem_RawFree(all[i].d);
-    }
-    PyMem_Free(all);
+    PyObject *result = results(all, nq, I.buf, 1, failed);
     PyBuffer_Release(&I);
     PyBuffer_Release(&H);
     PyBuffer_Release(&qb);
