@@ -9,15 +9,18 @@ import contextlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, Table
 
 from hashbank.service.keys import Principal
 from hashbank.service.tables import audit_log, match_log, webhook_deliveries, webhooks
+from hashbank.store.engine import driver_cursor, placeholders
 
 log = logging.getLogger("hashbank.service.records")
 
@@ -37,24 +40,9 @@ def wait_for(done: Future[None], timeout: float) -> None:
         raise _late(timeout) from None
 
 
-async def wait_async(done: Future[None], timeout: float) -> None:
-    try:
-        await asyncio.wait_for(asyncio.wrap_future(done), timeout)
-    except TimeoutError:
-        raise _late(timeout) from None
-
-
-def _settle(done: Future[None], error: Exception | None = None) -> None:
-    """Complete a waiter unless its request gave up (timed out or disconnected) already."""
-    with contextlib.suppress(InvalidStateError):
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
-
-
-def _resolve(done: asyncio.Future[None], error: Exception | None) -> None:
-    if not done.done():
+def _settle(done: Future[None] | asyncio.Future[None], error: Exception | None = None) -> None:
+    """Complete a waiter (a thread's or a loop's future) unless its request gave up already."""
+    with contextlib.suppress(InvalidStateError, asyncio.InvalidStateError):
         if error is None:
             done.set_result(None)
         else:
@@ -73,7 +61,7 @@ class _LoopBatch:
 
     def settle(self, error: Exception | None = None) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-            self.loop.call_soon_threadsafe(_resolve, self.done, error)
+            self.loop.call_soon_threadsafe(_settle, self.done, error)
 
 
 class _DriverInsert:
@@ -84,11 +72,10 @@ class _DriverInsert:
     def __init__(self, engine: Engine, table: Table) -> None:
         dialect = engine.dialect
         quote = dialect.identifier_preparer.quote
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self.columns = [c.name for c in table.c if not c.primary_key]
         self.sql = (
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in self.columns)}) "
-            f"VALUES ({', '.join([mark] * len(self.columns))})"
+            f"VALUES ({placeholders(dialect, len(self.columns))})"
         )
         self.processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in self.columns]
         #: Scalar column defaults, for rows that leave the column out (as insert() would fill them).
@@ -102,7 +89,13 @@ class _DriverInsert:
 
 
 def _audit_row(
-    who: Principal | str, action: str, bank: str | None, target: str | None, status: int, detail: dict[str, Any] | None
+    who: Principal | str,
+    action: str,
+    *,
+    bank: str | None = None,
+    target: str | None = None,
+    status: int = 200,
+    detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     actor, role = (who.key_id, who.role) if isinstance(who, Principal) else (who, None)
     return {"at": now(), "actor": actor, "role": role, "action": action, "bank": bank, "target": target,
@@ -129,8 +122,8 @@ class Recorder:
         self.timeout = timeout
         self._audit: list[dict[str, Any]] = []
         self._matches: list[dict[str, Any]] = []
-        #: What to settle when the queued rows are written: a thread's future or a loop's batch.
-        self._waiting: list[Future[None] | _LoopBatch] = []
+        #: Called with None (or the error) when the queued rows are written: per thread's future or loop batch.
+        self._waiting: list[Callable[[Exception | None], None]] = []
         self._batches: dict[asyncio.AbstractEventLoop, _LoopBatch] = {}
         self._inserts = {t.name: _DriverInsert(engine, t) for t in (audit_log, match_log, webhook_deliveries)}
         self._lock = threading.Lock()
@@ -141,23 +134,15 @@ class Recorder:
 
     # ---- rows --------------------------------------------------------------------------------
 
-    def submit_audit(
-        self,
-        who: Principal | str,
-        action: str,
-        *,
-        bank: str | None = None,
-        target: str | None = None,
-        status: int = 200,
-        detail: dict[str, Any] | None = None,
-    ) -> Future[None]:
-        """Queue an audit row; the future is done when it is committed (or failed: AuditUnavailable).
-        Rows queued before it (e.g. by ``matched``) are committed with or before it."""
-        row = _audit_row(who, action, bank, target, status, detail)
+    def submit_audit(self, who: Principal | str, action: str, **fields: Any) -> Future[None]:
+        """Queue an audit row (fields: bank, target, status, detail); the future is done when it is
+        committed (or failed: AuditUnavailable). Rows queued before it (e.g. by ``matched``) are
+        committed with or before it."""
+        row = _audit_row(who, action, **fields)
         done: Future[None] = Future()
         with self._lock:
             self._audit.append(row)
-            self._waiting.append(done)
+            self._waiting.append(partial(_settle, done))
         self._written_soon()
         return done
 
@@ -171,26 +156,17 @@ class Recorder:
         """``submit_audit`` and wait until the row is committed (for routes running in a thread)."""
         wait_for(self.submit_audit(who, action, **fields), self.timeout)
 
-    async def audit_async(
-        self,
-        who: Principal | str,
-        action: str,
-        *,
-        bank: str | None = None,
-        target: str | None = None,
-        status: int = 200,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
+    async def audit_async(self, who: Principal | str, action: str, **fields: Any) -> None:
         """Queue an audit row and await its commit without blocking the event loop (AuditUnavailable
         if it fails or takes over ``timeout``). The requests of one loop in one batch share a future."""
         loop = asyncio.get_running_loop()
-        row = _audit_row(who, action, bank, target, status, detail)
+        row = _audit_row(who, action, **fields)
         with self._lock:
             self._audit.append(row)
             batch = self._batches.get(loop)
             if batch is None:
                 batch = self._batches[loop] = _LoopBatch(loop)
-                self._waiting.append(batch)
+                self._waiting.append(batch.settle)
         self._written_soon()
         try:
             async with asyncio.timeout(self.timeout):
@@ -279,20 +255,18 @@ class Recorder:
                 with self._lock:
                     self._audit[:0], self._matches[:0] = audit, found
                 failed = AuditUnavailable(f"the audit log could not be written: {type(exc).__name__}")
-                for done in waiting:
-                    done.settle(failed) if isinstance(done, _LoopBatch) else _settle(done, failed)
+                for settle in waiting:
+                    settle(failed)
                 raise
-            for done in waiting:
-                done.settle() if isinstance(done, _LoopBatch) else _settle(done)
+            for settle in waiting:
+                settle(None)
             return len(audit) + len(found)
 
     def _write(self, audit: list[dict[str, Any]], found: list[dict[str, Any]]) -> None:
         """One transaction on a driver connection straight from the pool: this runs for every batch on
         a thread sharing the GIL with the event loop, and SQLAlchemy's Connection, events and statement
         building cost more than SQLite's own insert of a whole batch."""
-        conn = self.engine.raw_connection()
-        try:
-            cursor = conn.cursor()
+        with driver_cursor(self.engine) as (conn, cursor):
             try:
                 if self.engine.dialect.name == "sqlite":  # the driver is in autocommit mode (engine.py)
                     cursor.execute("BEGIN IMMEDIATE")
@@ -305,15 +279,11 @@ class Recorder:
             except BaseException:
                 conn.rollback()
                 raise
-            finally:
-                cursor.close()
-        finally:
-            conn.close()
 
     def _queue_webhooks(self, cursor: Any, found: list[dict[str, Any]]) -> None:
         banks = sorted({row["bank"] for row in found})
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        cursor.execute(f"SELECT id, bank FROM {webhooks.name} WHERE bank IN ({', '.join([mark] * len(banks))})", banks)
+        marks = placeholders(self.engine.dialect, len(banks))
+        cursor.execute(f"SELECT id, bank FROM {webhooks.name} WHERE bank IN ({marks})", banks)
         hooks = cursor.fetchall()
         if not hooks:
             return

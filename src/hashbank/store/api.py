@@ -21,7 +21,7 @@ from hashbank import signals
 from hashbank.settings import database_url
 from hashbank.store.bulk import db_value, insert_ignoring_conflicts
 from hashbank.store.categories import allowed
-from hashbank.store.engine import make_engine, migrate, write_transaction
+from hashbank.store.engine import driver_cursor, make_engine, migrate, placeholders, write_transaction
 from hashbank.store.model import AddResult, AlreadyExists, Bank, Change, Entry, NewEntry, NotFound
 from hashbank.store.schema import banks, changes, entries
 
@@ -295,21 +295,13 @@ class Store:
         if not entry_ids:
             return []
         ids = [int(i) for i in entry_ids]
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sql = (
             f"SELECT e.id, b.name, e.category, e.signal, e.value, e.enabled FROM {entries.name} e "
-            f"JOIN {banks.name} b ON b.id = e.bank_id WHERE e.id IN ({', '.join([mark] * len(ids))})"
+            f"JOIN {banks.name} b ON b.id = e.bank_id WHERE e.id IN ({placeholders(self.engine.dialect, len(ids))})"
         )
-        conn = self.engine.raw_connection()
-        try:
-            cursor = conn.cursor()
-            try:
-                cursor.execute(sql, ids)
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        finally:
-            conn.close()  # back to the pool, which ends the read transaction
+        with driver_cursor(self.engine) as (_, cursor):
+            cursor.execute(sql, ids)
+            rows = cursor.fetchall()
         return [(row[0], row[1], row[2], row[3], row[4], bool(row[5])) for row in rows]
 
     def live_values(self, page: int = 200_000) -> Iterator[list[tuple[int, str, str]]]:
@@ -331,14 +323,9 @@ class Store:
             params: Any = compiled.construct_params({"last": last, "page": page})
             if compiled.positiontup is not None:
                 params = [params[name] for name in compiled.positiontup]
-            with self.engine.connect() as conn:
-                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    cursor.execute(compiled.string, params)
-                    rows = cursor.fetchall()  # tuples, from sqlite3 and psycopg alike
-                finally:
-                    cursor.close()
-                conn.rollback()
+            with driver_cursor(self.engine) as (_, cursor):
+                cursor.execute(compiled.string, params)
+                rows = cursor.fetchall()  # tuples, from sqlite3 and psycopg alike
             if not rows:
                 return
             last = rows[-1][0]

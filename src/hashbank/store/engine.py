@@ -10,6 +10,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import Dialect
 
 #: Any constant: PostgreSQL writers take this transaction-scoped lock so that change
 #: sequence numbers become visible in the order they were handed out (no gaps a
@@ -46,6 +47,27 @@ def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
 def _sqlite_begin(conn: Connection) -> None:
     # Writers take the write lock up front: no deadlock upgrading a read lock later.
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("hashbank_write") else "BEGIN")
+
+
+def placeholders(dialect: Dialect, count: int) -> str:
+    """``count`` bind markers in the driver's own style (sqlite3: ?, psycopg: %s), comma-separated."""
+    return ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * count)
+
+
+@contextmanager
+def driver_cursor(engine: Engine) -> Iterator[tuple[Any, Any]]:
+    """A DB-API connection from the engine's pool and a cursor on it; after, the cursor is closed and
+    the connection goes back to the pool (which ends any transaction left open). For hot paths where
+    SQLAlchemy's own layers cost more than the statement."""
+    conn = engine.raw_connection()
+    try:
+        cursor = conn.cursor()
+        try:
+            yield conn, cursor
+        finally:
+            cursor.close()
+    finally:
+        conn.close()
 
 
 @contextmanager
