@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request
+from starlette.types import Scope
 
 from hashbank.service.keys import Principal
 
@@ -15,11 +16,7 @@ def require(permission: str) -> Any:
     path's ``{bank}`` is outside its scope. (401 for no key is the Guard's job, before routing.)"""
 
     async def check(request: Request) -> Principal:  # async: no threadpool hop (see app.service_of)
-        principal: Principal | None = request.scope.get("state", {}).get("principal")
-        if principal is None:
-            raise HTTPException(401, "an API key is required")
-        if not principal.can(permission):
-            raise HTTPException(403, f"role {principal.role!r} may not do {permission!r}")
+        principal = permitted(request.scope, permission)
         bank = request.path_params.get("bank")
         if bank is not None:
             check_bank(principal, bank)
@@ -27,6 +24,16 @@ def require(permission: str) -> Any:
 
     check.permission = permission  # type: ignore[attr-defined]  # read by the route-protection test
     return Depends(check)
+
+
+def permitted(scope: Scope, permission: str) -> Principal:
+    """The Principal the Guard admitted, or 401/403 when there is none or its role lacks ``permission``."""
+    principal: Principal | None = scope.get("state", {}).get("principal")
+    if principal is None:
+        raise HTTPException(401, "an API key is required")
+    if not principal.can(permission):
+        raise HTTPException(403, f"role {principal.role!r} may not do {permission!r}")
+    return principal
 
 
 def check_bank(principal: Principal, bank: str) -> None:

@@ -68,8 +68,8 @@ def presented_key(scope: Scope) -> str | None:
     return None
 
 
-async def reply(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A whole JSON response (``body`` already encoded), straight to the ASGI server."""
     await send(
         {
             "type": "http.response.start",
@@ -79,6 +79,10 @@ async def reply(send: Send, status: int, detail: str, headers: list[tuple[bytes,
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def reply(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send_json(send, status, json.dumps({"detail": detail}).encode(), headers)
 
 
 class Guard:

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from hashbank.service.app import Service, service_of
-from hashbank.service.auth import require, scoped_banks
+from hashbank.service.auth import permitted, require, scoped_banks
+from hashbank.service.guard import send_json
 from hashbank.service.keys import Principal
 from hashbank.service.records import AuditUnavailable
 from hashbank.service.uploads import read_upload
@@ -201,12 +202,8 @@ class MatchFingerprints:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal: Principal | None = scope.get("state", {}).get("principal")
         try:
-            if principal is None:
-                raise HTTPException(401, "an API key is required")
-            if not principal.can(self.permission):
-                raise HTTPException(403, f"role {principal.role!r} may not do {self.permission!r}")
+            principal = permitted(scope, self.permission)
             _ready(self.service)
             body = await _read_body(receive)
             if body is None:
@@ -216,10 +213,7 @@ class MatchFingerprints:
             status, answer = exc.status_code, {"detail": exc.detail}
         except AuditUnavailable as exc:
             status, answer = 503, {"detail": str(exc)}
-        data = json.dumps(answer, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-length", str(len(data)).encode()), (b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": data})
+        await send_json(send, status, json.dumps(answer, separators=(",", ":")).encode())
 
 
 async def _read_body(receive: Receive) -> bytes | None:
