@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from hashbank.media import MediaLimits
 from hashbank.service.config import ServiceConfig
-from hashbank.service.guard import Guard, RateLimiter
+from hashbank.service.guard import Admission, Guard, RateLimiter
 from hashbank.service.keys import KeyRing
 from hashbank.service.live import Follower
 from hashbank.service.metrics import Metrics
@@ -71,7 +71,7 @@ def create_app(
     Background work starts with the app's lifespan: following the change log, writing the audit
     and match logs, sending webhooks."""
     from hashbank.service.routers import ROUTERS
-    from hashbank.service.routers.matching import MatchFingerprints
+    from hashbank.service.routers.matching import MatchLane
 
     store = store or open_store(url)
     config = config or ServiceConfig.from_env()
@@ -118,13 +118,9 @@ def create_app(
     app.add_exception_handler(AuditUnavailable, _status(503))
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(
-        Guard,
-        keys=service.keys,
-        limiter=RateLimiter(config.rate_limit, config.rate_burst),
-        metrics=service.metrics,
-        max_body=config.max_upload_bytes + 64 * 1024,
-        timeout=config.request_timeout,
-        direct={("POST", "/v1/match"): MatchFingerprints(service)},
-    )
+    admission = Admission(service.keys, RateLimiter(config.rate_limit, config.rate_burst), service.metrics,
+                          max_body=config.max_upload_bytes + 64 * 1024)
+    app.add_middleware(Guard, admission=admission, timeout=config.request_timeout)
+    #: Served before ASGI by ``lane.LaneProtocol`` (what ``hashbank serve`` runs); other servers ignore it.
+    app.state.lanes = [MatchLane(service, admission)]
     return app

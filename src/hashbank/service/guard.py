@@ -11,7 +11,6 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from anyio import to_thread
@@ -51,9 +50,9 @@ class RateLimiter:
         return 0.0
 
 
-def presented_key(scope: Scope) -> str | None:
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The key from ``Authorization: Bearer``, ``Authorization: Basic`` (as password) or ``X-API-Key``."""
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"authorization":
             kind, _, rest = value.decode("latin-1").partition(" ")
             if kind.lower() == "bearer":
@@ -66,6 +65,44 @@ def presented_key(scope: Scope) -> str | None:
         elif name == b"x-api-key":
             return value.decode("latin-1").strip()
     return None
+
+
+class Admission:
+    """Who may come in, in one place for both ways in: the Guard (every ASGI request) and the lanes
+    (``lane.py``, the hot path that skips ASGI). Keys, rate limits, the body cap, request metrics."""
+
+    def __init__(self, keys: KeyRing, limiter: RateLimiter, metrics: Metrics, max_body: int) -> None:
+        self.keys, self.limiter, self.metrics, self.max_body = keys, limiter, metrics, max_body
+
+    def known(self, headers: list[tuple[bytes, bytes]]) -> Principal | None:
+        """The caller if its key was verified recently; None if there is no key or it needs checking."""
+        key = presented_key(headers)
+        return self.keys.cached(key) if key else None
+
+    def limits(self, principal: Principal, headers: list[tuple[bytes, bytes]]) -> tuple[Any, ...] | None:
+        """None if an admitted caller's request may go on, else (status, reason[, headers]): rate, size."""
+        wait = self.limiter.wait_needed(principal.key_id, principal.rate_limit)
+        if wait:
+            self.metrics.count("rate_limited")
+            return 429, f"rate limit for this key exceeded; retry in {wait:.2f} s", [
+                (b"retry-after", str(max(1, round(wait))).encode())
+            ]
+        length = declared_length(headers)
+        if length is not None and length > self.max_body:
+            return 413, f"request body is {length} bytes, over the {self.max_body}-byte limit"
+        return None
+
+
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The Content-Length header's value, if there is a well-formed one."""
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+def refusal_body(detail: str) -> bytes:
+    return json.dumps({"detail": detail}).encode()
 
 
 async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -82,27 +119,14 @@ async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[by
 
 
 async def reply(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send_json(send, status, json.dumps({"detail": detail}).encode(), headers)
+    await send_json(send, status, refusal_body(detail), headers)
 
 
 class Guard:
     """Pure ASGI middleware (no per-request task or copy of the body)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        keys: KeyRing,
-        limiter: RateLimiter,
-        metrics: Metrics,
-        max_body: int,
-        timeout: float,
-        direct: Mapping[tuple[str, str], ASGIApp] | None = None,
-    ) -> None:
-        self.app, self.keys, self.limiter, self.metrics = app, keys, limiter, metrics
-        self.max_body, self.timeout = max_body, timeout
-        #: (method, path) -> an endpoint called straight after admission, past the framework's routing:
-        #: for the per-upload hot path. Each such endpoint does its own role check.
-        self.direct = dict(direct or {})
+    def __init__(self, app: ASGIApp, admission: Admission, timeout: float) -> None:
+        self.app, self.admission, self.timeout = app, admission, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,7 +140,6 @@ class Guard:
                 state["status"], state["started"] = message["status"], True
             await send(message)
 
-        direct = None if scope.get("root_path") else self.direct.get((scope["method"], scope["path"]))
         try:
             refusal = await self._admit(scope)
             if refusal:
@@ -125,54 +148,41 @@ class Guard:
             try:
                 # asyncio.timeout, not wait_for: no extra task per request.
                 async with asyncio.timeout(self.timeout):
-                    await (direct or self.app)(scope, self._capped(receive), sending)
+                    await self.app(scope, self._capped(receive), sending)
             except TimeoutError:
                 if not state["started"]:
                     await reply(sending, 503, f"request took longer than the {self.timeout:g} s limit")
         finally:
-            if direct is not None:
-                template = scope["path"]
-            else:
-                route = scope.get("route")
-                template = getattr(route, "path", None) or (
-                    "unmatched" if scope["path"] not in PUBLIC else scope["path"]
-                )
-            self.metrics.observe(template, scope["method"], state["status"], time.perf_counter() - start)
+            route = scope.get("route")
+            template = getattr(route, "path", None) or ("unmatched" if scope["path"] not in PUBLIC else scope["path"])
+            self.admission.metrics.observe(template, scope["method"], state["status"], time.perf_counter() - start)
 
     async def _admit(self, scope: Scope) -> tuple[Any, ...] | None:
         """None to let the request in, else (status, reason[, headers]) to refuse it."""
         if scope["path"] in PUBLIC:
             return None
-        key = presented_key(scope)
-        if not key:
-            return 401, "an API key is required (Authorization: Bearer <key>)", CHALLENGE
-        principal = self.keys.cached(key)
+        headers = scope["headers"]
+        principal = self.admission.known(headers)
         if principal is None:
-            principal = await to_thread.run_sync(self.keys.verify, key)
-        if principal is None:
-            return 401, "the API key is not valid or was revoked", CHALLENGE
+            key = presented_key(headers)
+            if not key:
+                return 401, "an API key is required (Authorization: Bearer <key>)", CHALLENGE
+            principal = await to_thread.run_sync(self.admission.keys.verify, key)
+            if principal is None:
+                return 401, "the API key is not valid or was revoked", CHALLENGE
         scope.setdefault("state", {})["principal"] = principal
-        wait = self.limiter.wait_needed(principal.key_id, principal.rate_limit)
-        if wait:
-            self.metrics.count("rate_limited")
-            return 429, f"rate limit for this key exceeded; retry in {wait:.2f} s", [
-                (b"retry-after", str(max(1, round(wait))).encode())
-            ]
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                return 413, f"request body is {int(value)} bytes, over the {self.max_body}-byte limit"
-        return None
+        return self.admission.limits(principal, headers)
 
     def _capped(self, receive: Receive) -> Receive:
-        seen = 0
+        seen, limit = 0, self.admission.max_body
 
         async def capped() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise BodyTooLarge(self.max_body)
+                if seen > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         return capped

@@ -50,18 +50,24 @@ def _settle(done: Future[None] | asyncio.Future[None], error: Exception | None =
 
 
 class _LoopBatch:
-    """The waiters of one event loop on one batch: a single asyncio future they all await (shielded),
-    so a batch wakes its loop once, not once per request through a thread-safe future each."""
+    """The waiters of one event loop on one batch: a single asyncio future they all wait on, so a
+    batch wakes its loop once, not once per request through a thread-safe future each. One timer per
+    batch, not per request, fails it if the write takes over ``timeout``."""
 
-    __slots__ = ("done", "loop")
+    __slots__ = ("done", "loop", "timer")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.loop = loop
         self.done: asyncio.Future[None] = loop.create_future()
+        self.timer = loop.call_later(timeout, _settle, self.done, _late(timeout))
 
     def settle(self, error: Exception | None = None) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-            self.loop.call_soon_threadsafe(_settle, self.done, error)
+            self.loop.call_soon_threadsafe(self._settled, error)
+
+    def _settled(self, error: Exception | None) -> None:
+        self.timer.cancel()
+        _settle(self.done, error)
 
 
 class _DriverInsert:
@@ -156,23 +162,25 @@ class Recorder:
         """``submit_audit`` and wait until the row is committed (for routes running in a thread)."""
         wait_for(self.submit_audit(who, action, **fields), self.timeout)
 
-    async def audit_async(self, who: Principal | str, action: str, **fields: Any) -> None:
-        """Queue an audit row and await its commit without blocking the event loop (AuditUnavailable
-        if it fails or takes over ``timeout``). The requests of one loop in one batch share a future."""
+    def committed(self, who: Principal | str, action: str, **fields: Any) -> asyncio.Future[None]:
+        """Queue an audit row from the event loop; the future (shared by this loop's requests in the
+        batch: never cancel it, shield it to await) is done when the row is committed, or fails with
+        AuditUnavailable when the write fails or takes over ``timeout``."""
         loop = asyncio.get_running_loop()
         row = _audit_row(who, action, **fields)
         with self._lock:
             self._audit.append(row)
             batch = self._batches.get(loop)
             if batch is None:
-                batch = self._batches[loop] = _LoopBatch(loop)
+                batch = self._batches[loop] = _LoopBatch(loop, self.timeout)
                 self._waiting.append(batch.settle)
         self._written_soon()
-        try:
-            async with asyncio.timeout(self.timeout):
-                await asyncio.shield(batch.done)  # shielded: one request giving up must not fail the others
-        except TimeoutError:
-            raise _late(self.timeout) from None
+        return batch.done
+
+    async def audit_async(self, who: Principal | str, action: str, **fields: Any) -> None:
+        """Queue an audit row and await its commit without blocking the event loop (AuditUnavailable
+        if it fails or takes over ``timeout``)."""
+        await asyncio.shield(self.committed(who, action, **fields))  # one request giving up fails no other
 
     def matched(self, who: Principal, matches: list[dict[str, Any]]) -> None:
         """Log each match (the review queue is the match log's open rows); call before the request's

@@ -30,9 +30,11 @@ def log_config() -> dict[str, Any]:
 
 
 def _options(access_log: bool) -> dict[str, Any]:
+    from hashbank.service.lane import LaneProtocol
+
     # No "server: uvicorn" header: it tells a caller nothing it needs, and is one more header a response.
     return {"factory": True, "access_log": access_log, "log_config": log_config(), "timeout_keep_alive": 30,
-            "server_header": False}
+            "server_header": False, "http": LaneProtocol}
 
 
 def _listen(host: str, port: int, *, share: bool = True) -> socket.socket:

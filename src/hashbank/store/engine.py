@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,55 @@ def driver_cursor(engine: Engine) -> Iterator[tuple[Any, Any]]:
             cursor.close()
     finally:
         conn.close()
+
+
+class Readers:
+    """One DB-API connection per thread, in autocommit, for one-statement reads on hot paths: checking
+    a connection out of SQLAlchemy's pool and back (with its reset) costs more than such a read.
+    Each read sees the newest commit, as a fresh pooled connection would."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    def fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Rows of ``sql`` (in the driver's paramstyle); a connection that fails is replaced and the
+        read tried once more (the server restarted, say) before the error is raised."""
+        for attempt in (1, 2):
+            conn = getattr(self._local, "conn", None) or self._connect()
+            try:
+                cursor = conn.cursor()
+                try:
+                    cursor.execute(sql, params)
+                    return cursor.fetchall()
+                finally:
+                    cursor.close()
+            except Exception:
+                self._local.conn = None
+                with contextlib.suppress(Exception):
+                    conn.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> Any:
+        fairy = self.engine.raw_connection()
+        if self.engine.dialect.name == "postgresql":
+            fairy.driver_connection.autocommit = True  # type: ignore[union-attr]  # no transaction left open
+        fairy.detach()  # ours until closed; the pool no longer counts or resets it
+        self._local.conn = fairy
+        with self._lock:
+            self._all.append(fairy)
+        return fairy
+
+    def close(self) -> None:
+        with self._lock:
+            held, self._all = self._all, []
+        for conn in held:
+            with contextlib.suppress(Exception):  # another thread's sqlite3 connection may refuse
+                conn.close()
 
 
 @contextmanager

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 from hashbank.service.app import Service, service_of
-from hashbank.service.auth import permitted, require, scoped_banks
-from hashbank.service.guard import send_json
+from hashbank.service.auth import require, scoped_banks
+from hashbank.service.guard import Admission, declared_length, refusal_body
 from hashbank.service.keys import Principal
-from hashbank.service.records import AuditUnavailable
+from hashbank.service.lane import Respond
 from hashbank.service.uploads import read_upload
 from hashbank.signals.compute import HashResult, hash_bytes, resolve_signals
 
@@ -99,12 +99,17 @@ def _ready(service: Service) -> None:
         raise HTTPException(503, "the index is still loading; retry shortly (GET /readyz says when)")
 
 
-async def _record(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> None:
-    """Match log, then audit row; returns once both are committed (no answer leaves unaudited)."""
+def _committed(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> Any:
+    """Queue the match log rows, then the audit row; the future is done once both are committed (no
+    answer leaves unaudited). Shared with other requests of the batch: shield it to await it."""
     if found:
         service.records.matched(principal, found)
         service.metrics.count("matches", len(found))
-    await service.records.audit_async(principal, "match", detail={"items": items, "matches": len(found)})
+    return service.records.committed(principal, "match", detail={"items": items, "matches": len(found)})
+
+
+async def _record(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> None:
+    await asyncio.shield(_committed(service, principal, found, items))
 
 
 def _threshold(value: Any) -> int | None:
@@ -152,12 +157,14 @@ async def match_fingerprints(
 ) -> Response:
     """Match up to 1,000 items of fingerprints in one call. A bad item gets its own error; the rest go on."""
     _ready(service)
-    return json_response(await match_batch(service, principal, await request.body()))
+    answer, found = match_batch(service, principal, await request.body())
+    await _record(service, principal, found, len(answer["results"]))
+    return json_response(answer)
 
 
-async def match_batch(service: Service, principal: Principal, body: bytes) -> dict[str, Any]:
-    """``POST /v1/match`` after the role check and readiness: the answer, or an HTTPException saying
-    why not. Shared by the FastAPI route and the Guard's direct path (see ``MatchFingerprints``)."""
+def match_batch(service: Service, principal: Principal, body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``POST /v1/match`` after the role check and readiness: the answer and the matches in it to log,
+    or an HTTPException saying why not. Shared by the FastAPI route and the lane (``MatchLane``)."""
     try:
         payload = json.loads(body)
     except ValueError as exc:
@@ -186,43 +193,51 @@ async def match_batch(service: Service, principal: Principal, body: bytes) -> di
             continue
         results.append({"matches": matches})
         found += matches
-    await _record(service, principal, found, len(items))
-    return {"results": results}
+    return {"results": results}, found
 
 
-class MatchFingerprints:
-    """``POST /v1/match`` as a bare ASGI endpoint, which the Guard calls after admitting the request
-    (key, rate limit, size) instead of going through FastAPI's routing and dependency solving: those
-    cost more than the lookup on the path every upload takes. The same checks as the route: the role
-    (``require("match")``), bank scopes, readiness, limits, and the audit row before the answer."""
+class MatchLane:
+    """``POST /v1/match`` served by the lane protocol (``service/lane.py``) straight from the parsed
+    HTTP request, without an ASGI task, scope or middleware: on the path every upload takes, those
+    cost more than the lookup. It takes only requests whose key was verified recently and whose role
+    may match; any other goes the ordinary way (Guard, route), which verifies or refuses it. Past
+    that, the route's own checks: rate and size limits, bank scopes, readiness, batch limits, and the
+    audit row committed before the answer."""
 
-    permission = "match"
+    method, path, template = b"POST", b"/v1/match", "/v1/match"
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(self, service: Service, admission: Admission) -> None:
+        self.service, self.admission = service, admission
+        #: Requests answered here (the rest of the app never sees them); read by tests and /metrics.
+        self.handled = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def admit(self, headers: list[tuple[bytes, bytes]]) -> Principal | None:
+        length = declared_length(headers)
+        if length is not None and length > self.admission.max_body:
+            return None  # the Guard refuses it before reading it
+        principal = self.admission.known(headers)
+        return principal if principal is not None and principal.can("match") else None
+
+    def handle(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
+        """Answer through ``respond(status, body, headers)``: now for a refusal, else once the audit
+        row is committed."""
+        self.handled += 1
         try:
-            principal = permitted(scope, self.permission)
+            refusal = self.admission.limits(principal, headers)
+            if refusal:
+                status, detail, *extra = refusal
+                respond(status, refusal_body(detail), *extra)
+                return
             _ready(self.service)
-            body = await _read_body(receive)
-            if body is None:
-                return  # the client went away
-            status, answer = 200, await match_batch(self.service, principal, body)
+            answer, found = match_batch(self.service, principal, body)
         except HTTPException as exc:
-            status, answer = exc.status_code, {"detail": exc.detail}
-        except AuditUnavailable as exc:
-            status, answer = 503, {"detail": str(exc)}
-        await send_json(send, status, json.dumps(answer, separators=(",", ":")).encode())
+            respond(exc.status_code, refusal_body(exc.detail))
+            return
+        encoded = json.dumps(answer, separators=(",", ":")).encode()
+        committed = _committed(self.service, principal, found, len(answer["results"]))
+        committed.add_done_callback(lambda done: respond(*_after_audit(done, encoded)))
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _after_audit(done: Any, answer: bytes) -> tuple[int, bytes]:
+    error = done.exception()
+    return (200, answer) if error is None else (503, refusal_body(str(error)))
