@@ -4,18 +4,21 @@ the answer, and HTTP's connection rules (keep-alive, close, pipelining, clients 
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from PIL import Image
 from sqlalchemy import func, select
 
 from hashbank.service import create_app
@@ -24,6 +27,7 @@ from hashbank.service.lane import LaneProtocol
 from hashbank.service.tables import audit_log
 from hashbank.store import open_store
 from tests.service.conftest import TEST_CONFIG, Api, free_port
+from tests.service.test_routes import recompressed
 
 
 @dataclass
@@ -34,7 +38,10 @@ class LaneServer:
 
     @property
     def lane(self) -> Any:
-        (lane,) = self.app.state.lanes
+        return self.lane_for(b"/v1/match")
+
+    def lane_for(self, path: bytes) -> Any:
+        (lane,) = [lane for lane in self.app.state.lanes if lane.path == path]
         return lane
 
 
@@ -64,8 +71,8 @@ def lane_server(api: Api, db_url: str) -> Iterator[LaneServer]:
     store.close()
 
 
-def post(key: str, body: bytes, path: str = "/v1/match", extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+def post(key: str, body: bytes, path: str = "/v1/match", extra: str = "", kind: str = "application/json") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: {kind}\r\n"
             f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
 
 
@@ -127,6 +134,52 @@ def test_lane_answers_exactly_like_the_route(api: Api, lane_server: LaneServer) 
     assert {status for status, _ in through_lane} >= {200, 400, 403, 413}
     may_match = sum(ROLES[role] >= {"match"} for role in ROLES) + 1
     assert lane_server.lane.handled - before == may_match * len(bodies), "the lane did not take what it should"
+
+
+def test_file_lane_answers_exactly_like_the_route(api: Api, lane_server: LaneServer, shared_data: Path) -> None:
+    """Uploads (raw and multipart, matching and not, corrupt, empty, a decompression bomb) from every
+    role and a bank-scoped key: the lane gives the route's status and body."""
+    photo = (shared_data / "kodak24" / "images" / "kodim05.png").read_bytes()
+    smaller = recompressed(photo)
+    admin = api.auth("admin")
+    api.client.post("/v1/banks", headers=admin, json={"name": "lanefile"})
+    added = api.client.post("/v1/banks/lanefile/content", headers=admin, content=smaller)
+    assert added.status_code in (200, 201), added.text
+    bomb = io.BytesIO()
+    Image.new("L", (3000, 3000)).save(bomb, "PNG")  # over the 4 MP test limit
+    boundary = "lanetest"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    uploads = [(photo, "application/octet-stream"), (smaller, "image/jpeg"),
+               (form, f"multipart/form-data; boundary={boundary}"),
+               (b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg"), (b"", "application/octet-stream"),
+               (bomb.getvalue(), "image/png"), (b"--x\r\n", "multipart/form-data")]
+    scoped = api.client.app.state.service.keys.create("matcher", ["elsewhere"])[1]
+    keys = [api.keys[role] for role in ROLES] + [scoped]
+    warm(lane_server, keys)
+    probe = post(api.keys["admin"], smaller, "/v1/match/file", kind="image/jpeg")
+    deadline = time.monotonic() + 10
+    with socket.create_connection(("127.0.0.1", lane_server.port)) as sock:
+        while True:  # until the lane's app has followed the store to the new entry
+            sock.sendall(probe)
+            if json.loads(read_responses(sock, 1)[0][2])["matches"]:
+                break
+            assert time.monotonic() < deadline, "the entry never became matchable through the lane"
+            time.sleep(0.02)
+        before = lane_server.lane_for(b"/v1/match/file").handled
+        sock.sendall(b"".join(post(key, body, "/v1/match/file", kind=kind) for key in keys for body, kind in uploads))
+        answers = read_responses(sock, len(keys) * len(uploads))
+    through_lane = [(status, json.loads(body)) for status, _, body in answers]
+    through_route = [
+        (r.status_code, r.json()) for key in keys for body, kind in uploads
+        for r in [api.client.post("/v1/match/file", content=body,
+                                  headers={"Authorization": f"Bearer {key}", "Content-Type": kind})]
+    ]
+    assert through_lane == through_route
+    assert {status for status, _ in through_lane} >= {200, 400, 403, 413, 422}
+    assert any(answer.get("matches") for _, answer in through_lane)
+    may_match = sum(ROLES[role] >= {"match"} for role in ROLES) + 1
+    assert lane_server.lane_for(b"/v1/match/file").handled - before == may_match * len(uploads)
 
 
 def test_pipelined_lane_and_asgi_requests_are_answered_in_order(api: Api, lane_server: LaneServer) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +22,7 @@ from hashbank.service.live import Follower
 from hashbank.service.metrics import Metrics
 from hashbank.service.records import AuditUnavailable, Recorder
 from hashbank.service.webhooks import Dispatcher
+from hashbank.signals.compute import HashResult, hash_bytes
 from hashbank.store import AlreadyExists, NotFound, Store, open_store
 
 
@@ -33,10 +37,21 @@ class Service:
     records: Recorder
     follower: Follower
     metrics: Metrics = field(default_factory=Metrics)
+    #: Uploads are hashed here: a few threads, not a thread per request. Decoding is CPU work, and
+    #: dozens of threads decoding at once on a few cores only fight over the cores and the GIL.
+    hashers: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hashers = ThreadPoolExecutor(self.config.hash_threads or os.cpu_count() or 2, "hashbank-hash")
 
     @property
     def media_limits(self) -> MediaLimits:
         return MediaLimits(max_bytes=self.config.max_upload_bytes, max_pixels=self.config.max_pixels)
+
+    def hash_soon(self, data: bytes, **options: Any) -> asyncio.Future[HashResult]:
+        """``hash_bytes`` of an upload on the hashing threads, within the service's media limits."""
+        work = functools.partial(hash_bytes, data, limits=self.media_limits, **options)
+        return asyncio.get_running_loop().run_in_executor(self.hashers, work)
 
 
 async def service_of(request: Request) -> Service:
@@ -71,7 +86,7 @@ def create_app(
     Background work starts with the app's lifespan: following the change log, writing the audit
     and match logs, sending webhooks."""
     from hashbank.service.routers import ROUTERS
-    from hashbank.service.routers.matching import MatchLane
+    from hashbank.service.routers.matching import MatchFileLane, MatchLane
 
     store = store or open_store(url)
     config = config or ServiceConfig.from_env()
@@ -99,6 +114,7 @@ def create_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             service.follower.stop()
             await asyncio.to_thread(records.stop)
+            service.hashers.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="hashbank",
@@ -122,5 +138,5 @@ def create_app(
                           max_body=config.max_upload_bytes + 64 * 1024)
     app.add_middleware(Guard, admission=admission, timeout=config.request_timeout)
     #: Served before ASGI by ``lane.LaneProtocol`` (what ``hashbank serve`` runs); other servers ignore it.
-    app.state.lanes = [MatchLane(service, admission)]
+    app.state.lanes = [MatchLane(service, admission), MatchFileLane(service, admission)]
     return app

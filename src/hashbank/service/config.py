@@ -17,6 +17,8 @@ class ServiceConfig:
     rate_limit: float = 2000.0
     rate_burst: int = 4000
     request_timeout: float = 30.0
+    #: Threads per worker hashing uploads (0: one per CPU).
+    hash_threads: int = 0
     #: How often each worker replays the store's change log into its index.
     follow_interval: float = 0.2
     #: How long a verified key stays verified in memory (revocation reaches other workers within this).

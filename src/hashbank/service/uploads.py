@@ -59,8 +59,11 @@ def _first_file(body: bytes, content_type: str) -> bytes:
 
 async def read_upload(request: Request, config: ServiceConfig) -> bytes:
     """The uploaded bytes: a multipart ``file`` field or the raw request body."""
-    body = await request.body()
-    content_type = request.headers.get("content-type", "")
+    return upload_of(await request.body(), request.headers.get("content-type", ""), config)
+
+
+def upload_of(body: bytes, content_type: str, config: ServiceConfig) -> bytes:
+    """The file in a request body (a multipart ``file`` field or the body itself), or a 4xx why not."""
     data = _first_file(body, content_type) if content_type.startswith("multipart/form-data") else body
     if not data:
         raise HTTPException(400, "the upload is empty")

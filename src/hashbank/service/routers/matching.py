@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from hashbank.service.app import Service, service_of
 from hashbank.service.auth import require, scoped_banks
 from hashbank.service.guard import Admission, declared_length, refusal_body
 from hashbank.service.keys import Principal
 from hashbank.service.lane import Respond
-from hashbank.service.uploads import read_upload
-from hashbank.signals.compute import HashResult, hash_bytes, resolve_signals
+from hashbank.service.uploads import read_upload, upload_of
+from hashbank.signals.compute import HashResult, resolve_signals
 
+log = logging.getLogger("hashbank.service.match")
 router = APIRouter(prefix="/v1", tags=["match"])
 ServiceDep = Annotated[Service, Depends(service_of)]
 UPLOAD_DOC: dict[str, Any] = {
@@ -83,14 +84,23 @@ async def hash_upload(request: Request, service: Service, signals: str | None, d
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
     data = await read_upload(request, service.config)
-    result = await run_in_threadpool(
-        hash_bytes, data, signals=chosen, dihedral=dihedral, limits=service.media_limits
-    )
-    del data
+    return hashed(await service.hash_soon(data, signals=chosen, dihedral=dihedral))
+
+
+def hashed(result: HashResult) -> HashResult:
+    """The result if the upload could be hashed, else the 4xx saying why not."""
     if result.error:
         status = 413 if "limit" in result.error else 422
         raise HTTPException(status, f"cannot hash the upload: {result.error}")
     return result
+
+
+def file_answer(
+    service: Service, result: HashResult, banks: list[str] | None, threshold: int | None, dihedral: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``POST /v1/match/file``'s answer for a hashed upload, and the matches in it to log."""
+    found = [match_json(m) for m in service.matcher.match(result, banks=banks, threshold=threshold, dihedral=dihedral)]
+    return {"signals": result.signals, "quality": result.quality, "matches": found}, found
 
 
 def _ready(service: Service) -> None:
@@ -145,10 +155,9 @@ async def match_file(
     chosen = scoped_banks(principal, banks)
     _ready(service)
     result = await hash_upload(request, service, None, dihedral)
-    matches = service.matcher.match(result, banks=chosen, threshold=threshold, dihedral=dihedral)
-    found = [match_json(m) for m in matches]
+    answer, found = file_answer(service, result, chosen, threshold, dihedral)
     await _record(service, principal, found, 1)
-    return json_response({"signals": result.signals, "quality": result.quality, "matches": found})
+    return json_response(answer)
 
 
 @router.post("/match", openapi_extra=BATCH_DOC)
@@ -196,19 +205,22 @@ def match_batch(service: Service, principal: Principal, body: bytes) -> tuple[di
     return {"results": results}, found
 
 
-class MatchLane:
-    """``POST /v1/match`` served by the lane protocol (``service/lane.py``) straight from the parsed
-    HTTP request, without an ASGI task, scope or middleware: on the path every upload takes, those
-    cost more than the lookup. It takes only requests whose key was verified recently and whose role
-    may match; any other goes the ordinary way (Guard, route), which verifies or refuses it. Past
-    that, the route's own checks: rate and size limits, bank scopes, readiness, batch limits, and the
-    audit row committed before the answer."""
+class _Lane:
+    """What the matching lanes share: the requests they take, and answering after the audit commit.
 
-    method, path, template = b"POST", b"/v1/match", "/v1/match"
+    A lane (``service/lane.py``) serves its route straight from the parsed HTTP request, without an
+    ASGI task, scope or middleware: on the path every upload takes, those cost more than the lookup.
+    It takes only requests whose key was verified recently, whose role may match and whose size is
+    within the limit; any other goes the ordinary way (Guard, route), which verifies or refuses it.
+    Past that, the route's own checks, in the same order with the same answers: rate limit, bank
+    scopes, readiness, the route's limits, and the audit row committed before the answer."""
+
+    method: bytes = b"POST"
+    path: bytes
 
     def __init__(self, service: Service, admission: Admission) -> None:
         self.service, self.admission = service, admission
-        #: Requests answered here (the rest of the app never sees them); read by tests and /metrics.
+        #: Requests answered here (the rest of the app never sees them); read by the tests.
         self.handled = 0
 
     def admit(self, headers: list[tuple[bytes, bytes]]) -> Principal | None:
@@ -228,14 +240,57 @@ class MatchLane:
                 status, detail, *extra = refusal
                 respond(status, refusal_body(detail), *extra)
                 return
-            _ready(self.service)
-            answer, found = match_batch(self.service, principal, body)
+            self.serve(principal, headers, body, respond)
+        except HTTPException as exc:
+            respond(exc.status_code, refusal_body(exc.detail))
+
+    def serve(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
+        raise NotImplementedError
+
+    def answer(self, principal: Principal, answer: dict[str, Any], found: list[dict[str, Any]], items: int,
+               respond: Respond) -> None:
+        encoded = json.dumps(answer, separators=(",", ":")).encode()
+        committed = _committed(self.service, principal, found, items)
+        committed.add_done_callback(lambda done: respond(*_after_audit(done, encoded)))
+
+
+class MatchLane(_Lane):
+    """``POST /v1/match`` (the ``match_fingerprints`` route) as a lane."""
+
+    path = b"/v1/match"
+
+    def serve(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
+        _ready(self.service)
+        answer, found = match_batch(self.service, principal, body)
+        self.answer(principal, answer, found, len(answer["results"]), respond)
+
+
+class MatchFileLane(_Lane):
+    """``POST /v1/match/file`` without a query string (the ``match_file`` route's defaults) as a lane:
+    the upload is hashed on the service's hashing threads, then matched on the event loop."""
+
+    path = b"/v1/match/file"
+
+    def serve(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
+        chosen = scoped_banks(principal, None)
+        _ready(self.service)
+        content_type = next((v.decode("latin-1") for n, v in headers if n == b"content-type"), "")
+        data = upload_of(body, content_type, self.service.config)
+        self.service.hash_soon(data).add_done_callback(
+            lambda done: self._hashed(done, principal, chosen, respond)
+        )
+
+    def _hashed(self, done: Any, principal: Principal, chosen: list[str] | None, respond: Respond) -> None:
+        try:
+            answer, found = file_answer(self.service, hashed(done.result()), chosen, None, False)
         except HTTPException as exc:
             respond(exc.status_code, refusal_body(exc.detail))
             return
-        encoded = json.dumps(answer, separators=(",", ":")).encode()
-        committed = _committed(self.service, principal, found, len(answer["results"]))
-        committed.add_done_callback(lambda done: respond(*_after_audit(done, encoded)))
+        except (Exception, asyncio.CancelledError):  # cancelled: the server is stopping
+            log.exception("matching an upload failed")
+            respond(500, refusal_body("internal error"), [(b"connection", b"close")])
+            return
+        self.answer(principal, answer, found, 1, respond)
 
 
 def _after_audit(done: Any, answer: bytes) -> tuple[int, bytes]:
