@@ -4,10 +4,16 @@ killed), and no worker answers "no match" from an index that is not loaded yet."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
+import sqlite3
+import threading
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -17,6 +23,8 @@ from hashbank.service.records import AuditUnavailable, Recorder
 from hashbank.service.tables import audit_log
 from hashbank.store import NewEntry, open_store
 from tests.service.conftest import TEST_CONFIG
+
+T = TypeVar("T")
 
 
 def audit_rows(url: str, key_id: str) -> dict[str, int]:
@@ -69,63 +77,125 @@ def test_no_match_answers_before_the_index_is_loaded(db_url: str, secret_env: di
         store.close()
 
 
-def test_async_audits_share_a_commit_and_one_giving_up_fails_no_other(db_url: str) -> None:
+@pytest.fixture(params=["loop", "thread"])
+def writes_on(request: pytest.FixtureRequest) -> str:
+    """Where the Recorder writes: started on the event loop (as the app's lifespan starts it: with
+    SQLite it then writes on that loop) or outside one (a writer thread, as with PostgreSQL)."""
+    return request.param
+
+
+def run_with(recorder: Recorder, writes_on: str, body: Callable[[], Awaitable[T]]) -> T:
+    """``body()`` on a fresh event loop, the recorder started and stopped the way ``writes_on`` says."""
+
+    async def main() -> T:
+        if writes_on == "loop":
+            recorder.start()
+        try:
+            return await body()
+        finally:
+            if writes_on == "loop":
+                await asyncio.to_thread(recorder.stop)  # as the lifespan does
+
+    if writes_on == "thread":
+        recorder.start()
+    try:
+        return asyncio.run(main())
+    finally:
+        if writes_on == "thread":
+            recorder.stop()
+
+
+def test_async_audits_share_a_commit_and_one_giving_up_fails_no_other(db_url: str, writes_on: str) -> None:
     """Requests of one event loop wait on one future per batch (shielded): cancelling one request, as a
     disconnect or timeout does, leaves the others' answers and every queued row in place."""
     with open_store(db_url) as store:
         recorder = Recorder(store.engine, linger=0.05)
-        recorder.start()
-        try:
 
-            async def run() -> list[object]:
-                waiters = [asyncio.create_task(recorder.audit_async("shared", "match", detail={"i": i}))
-                           for i in range(20)]
-                await asyncio.sleep(0)  # every row queued, all in one batch
-                waiters[0].cancel()
-                return await asyncio.gather(*waiters, return_exceptions=True)
+        async def body() -> list[object]:
+            waiters = [asyncio.create_task(recorder.audit_async(f"shared-{writes_on}", "match", detail={"i": i}))
+                       for i in range(20)]
+            await asyncio.sleep(0)  # every row queued, all in one batch
+            waiters[0].cancel()
+            return await asyncio.gather(*waiters, return_exceptions=True)
 
-            results = asyncio.run(run())
-        finally:
-            recorder.stop()
+        results = run_with(recorder, writes_on, body)
     assert isinstance(results[0], asyncio.CancelledError) and results[1:] == [None] * 19
-    assert audit_rows(db_url, "shared") == {"match": 20}
+    assert audit_rows(db_url, f"shared-{writes_on}") == {"match": 20}
 
 
-def test_a_failed_audit_write_fails_its_requests_and_keeps_the_rows(db_url: str) -> None:
+def test_a_failed_audit_write_fails_its_requests_and_keeps_the_rows(db_url: str, writes_on: str) -> None:
     with open_store(db_url) as store:
         recorder = Recorder(store.engine, linger=0.01, timeout=10)
-        recorder.start()
-        try:
+
+        async def body() -> list[object]:
             with store.engine.begin() as conn:
                 conn.exec_driver_sql("ALTER TABLE audit_log RENAME TO audit_log_away")
             try:
-
-                async def run() -> list[object]:
-                    return await asyncio.gather(*(recorder.audit_async("failing", "match") for _ in range(5)),
-                                                return_exceptions=True)
-
-                results = asyncio.run(run())
+                failing = [recorder.audit_async(f"failing-{writes_on}", "match") for _ in range(5)]
+                results = await asyncio.gather(*failing, return_exceptions=True)
             finally:
                 with store.engine.begin() as conn:
                     conn.exec_driver_sql("ALTER TABLE audit_log_away RENAME TO audit_log")
-            assert all(isinstance(r, AuditUnavailable) for r in results), results
-            asyncio.run(recorder.audit_async("failing", "match"))  # the next batch carries the kept rows
-        finally:
-            recorder.stop()
-    assert audit_rows(db_url, "failing") == {"match": 6}
+            await recorder.audit_async(f"failing-{writes_on}", "match")  # the next batch carries the kept rows
+            return results
+
+        results = run_with(recorder, writes_on, body)
+    assert all(isinstance(r, AuditUnavailable) for r in results), results
+    assert audit_rows(db_url, f"failing-{writes_on}") == {"match": 6}
 
 
-def test_a_lone_request_is_not_kept_waiting_for_company(db_url: str) -> None:
-    """The writer lingers for more rows only when requests come together; one at a time, each is
-    written at once."""
+def test_a_lone_request_is_not_kept_waiting_for_company(db_url: str, writes_on: str) -> None:
+    """The writer thread lingers for more rows only when requests come together; one at a time, each is
+    written at once (and on the loop nothing lingers)."""
     with open_store(db_url) as store:
         recorder = Recorder(store.engine, linger=1.0)
-        recorder.start()
-        try:
-            asyncio.run(recorder.audit_async("lone", "match"))  # the first batch may linger
+
+        async def body() -> float:
+            await recorder.audit_async(f"lone-{writes_on}", "match")  # the first batch may linger
             started = time.monotonic()
-            asyncio.run(recorder.audit_async("lone", "match"))
-            assert time.monotonic() - started < 0.5
-        finally:
-            recorder.stop()
-    assert audit_rows(db_url, "lone") == {"match": 2}
+            await recorder.audit_async(f"lone-{writes_on}", "match")
+            return time.monotonic() - started
+
+        assert run_with(recorder, writes_on, body) < 0.5
+    assert audit_rows(db_url, f"lone-{writes_on}") == {"match": 2}
+
+
+def test_the_loop_keeps_serving_while_another_process_holds_the_write_lock(db_url: str) -> None:
+    """SQLite, rows written on the loop: while another connection holds the write lock (a bulk import,
+    say), the loop does not wait in SQLite's busy handler; the rows are committed once the lock is
+    free, and only then are their requests answered."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL rows are written on a thread, and its writers queue in the server")
+    with open_store(db_url) as store:
+        recorder = Recorder(store.engine)
+        holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        released: list[float] = []
+
+        def release() -> None:
+            time.sleep(0.5)
+            released.append(time.monotonic())
+            holder.execute("COMMIT")
+
+        async def body() -> tuple[float, float]:
+            ticks: list[float] = []
+
+            async def tick() -> None:
+                while not released:
+                    ticks.append(time.monotonic())
+                    await asyncio.sleep(0.005)
+
+            ticker = asyncio.create_task(tick())
+            threading.Thread(target=release, daemon=True).start()
+            await asyncio.sleep(0.02)  # the ticker is going
+            await asyncio.gather(*(recorder.audit_async("locked", "match") for _ in range(10)))
+            answered = time.monotonic()
+            await ticker
+            stalls = [b - a for a, b in itertools.pairwise([*ticks, answered])]
+            return answered, max(stalls)
+
+        answered, longest_stall = run_with(recorder, "loop", body)
+        holder.close()
+    assert answered >= released[0], "answered before the audit rows could be committed"
+    assert longest_stall < 0.1, f"the event loop stood still {longest_stall * 1000:.0f} ms waiting for the lock"
+    assert audit_rows(db_url, "locked") == {"match": 10}

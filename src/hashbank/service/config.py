@@ -23,8 +23,9 @@ class ServiceConfig:
     follow_interval: float = 0.2
     #: How long a verified key stays verified in memory (revocation reaches other workers within this).
     key_cache_seconds: float = 10.0
-    #: How long the audit writer waits for more rows to join a batch when requests come together (each
-    #: waits for its row; a lone request is written at once). Longer: fewer commits, each request later.
+    #: PostgreSQL: how long the audit writer thread waits for more rows to join a batch when requests come
+    #: together (each waits for its row; a lone request is written at once). Longer: fewer commits, each
+    #: request later. (SQLite's batches are written on the event loop, one per pass of the loop.)
     flush_interval: float = 0.005
     webhook_poll: float = 0.5
     webhook_timeout: float = 5.0

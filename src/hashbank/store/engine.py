@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Dialect
+
+log = logging.getLogger("hashbank.store")
 
 #: Any constant: PostgreSQL writers take this transaction-scoped lock so that change
 #: sequence numbers become visible in the order they were handed out (no gaps a
@@ -72,6 +75,17 @@ def driver_cursor(engine: Engine) -> Iterator[tuple[Any, Any]]:
         conn.close()
 
 
+def detached_connection(engine: Engine, *, autocommit: bool = False) -> Any:
+    """A DB-API connection of the engine's taken out of its pool: ours until closed (the pool no
+    longer counts or resets it), for a thread that keeps one for its life. ``autocommit``: no
+    transaction left open between statements (SQLite's driver is in autocommit mode already)."""
+    fairy = engine.raw_connection()
+    if autocommit and engine.dialect.name == "postgresql":
+        fairy.driver_connection.autocommit = True  # type: ignore[union-attr]
+    fairy.detach()
+    return fairy
+
+
 class Readers:
     """One DB-API connection per thread, in autocommit, for one-statement reads on hot paths: checking
     a connection out of SQLAlchemy's pool and back (with its reset) costs more than such a read.
@@ -104,10 +118,7 @@ class Readers:
         raise AssertionError("unreachable")
 
     def _connect(self) -> Any:
-        fairy = self.engine.raw_connection()
-        if self.engine.dialect.name == "postgresql":
-            fairy.driver_connection.autocommit = True  # type: ignore[union-attr]  # no transaction left open
-        fairy.detach()  # ours until closed; the pool no longer counts or resets it
+        fairy = detached_connection(self.engine, autocommit=True)
         self._local.conn = fairy
         with self._lock:
             self._all.append(fairy)
@@ -119,6 +130,61 @@ class Readers:
         for conn in held:
             with contextlib.suppress(Exception):  # another thread's sqlite3 connection may refuse
                 conn.close()
+
+
+class WalCheckpointer:
+    """A thread folding an SQLite WAL into the database, for writers whose connection has automatic
+    checkpoints off (``PRAGMA wal_autocheckpoint=0``) because they commit on an event loop: the
+    automatic checkpoint runs inside the commit that crosses 1,000 pages and fsyncs twice (40-500 ms
+    on the development VM), with every request waiting.
+
+    Each round is a PASSIVE checkpoint (what SQLite's own does: it never blocks writers). Readers that
+    never pause keep the WAL from starting over, so once it holds ``restart_pages`` a RESTART waits a
+    moment (``busy_ms``) for them; writers meanwhile get SQLITE_BUSY for that long and retry."""
+
+    def __init__(self, engine: Engine, interval: float = 1.0, restart_pages: int = 4096, busy_ms: int = 20) -> None:
+        self.engine, self.interval, self.restart_pages, self.busy_ms = engine, interval, restart_pages, busy_ms
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="hashbank-wal-checkpointer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.wait(self.interval):
+            try:
+                conn = conn or self._connect()
+                self.checkpoint(conn)
+            except Exception as exc:  # the database may be away for a moment: try again next round
+                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    conn.close()  # type: ignore[union-attr]
+                conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                self.checkpoint(conn)
+                conn.close()
+
+    def _connect(self) -> Any:
+        conn = detached_connection(self.engine)
+        conn.execute(f"PRAGMA busy_timeout={self.busy_ms}")
+        return conn
+
+    def checkpoint(self, conn: Any) -> tuple[int, int]:
+        """One round: (pages in the WAL, pages folded into the database) after it."""
+        _busy, pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if pages >= self.restart_pages:
+            _busy, pages, done = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        return pages, done
 
 
 @contextmanager
