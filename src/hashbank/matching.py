@@ -7,13 +7,17 @@ sha1, sha256 and the opaque ones). The index is a cache of the store: the first
 ones replay only the changes since. Changes carry the whole entry, so replaying
 one already seen is harmless.
 
-The index holds nothing but ids; a hit is looked up in the store, which also
-makes a hit on an entry disabled or deleted a moment ago disappear.
+The index holds nothing but ids; a hit is looked up in the store (bank, category,
+value, enabled), and kept in a small cache that the change-log replay empties
+for every entry it touches: known content is uploaded again and again, and a
+store read cost as much as the rest of a lookup. An entry disabled or deleted
+stops matching once the replay has seen it (the index drops it then too).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +33,13 @@ from hashbank.store import Bank, Store
 #: Signals searched by Hamming distance over their bytes; the rest match exactly.
 HAMMING = {"pdq": 256}
 MAX_THRESHOLD = 128
+#: Hit entries' details kept between lookups, at most (the cache starts over when full).
+HIT_CACHE = 65_536
+
+#: Seconds between catch-ups that read the feed even though nothing seems to have changed.
+RELEASE_EVERY = 1.0
+
+HitRow = tuple[str, str | None, str, str, bool]  # bank, category, signal, value, enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,21 +99,35 @@ class Matcher:
         self._hamming = self._new_hamming()
         self._exact: dict[str, ExactIndex] = {}
         self._banks: dict[str, Bank] = {}
+        self._hit_rows: dict[int, HitRow] = {}
+        self._radii: dict[str, int] = {}  # search radius per signal over all banks
+        #: Bumped whenever entries may have changed: a store read begun before is not cached.
+        self._epoch = 0
         self._lock = threading.RLock()  # searches vs. index changes
         self._updating = threading.Lock()  # one catch_up at a time
+        self._state: tuple[object, ...] | None = None  # the store's feed_state at the last full catch-up
+        self._full_by = 0.0
 
     # ---- keeping up with the store --------------------------------------------------------
 
     def catch_up(self) -> int:
         """Bring the indexes up to the store's newest change; returns how many entries or
-        changes were applied."""
+        changes were applied. When neither the change log nor a bank has changed, only that is
+        read (two small reads, not the feed's queries), except once every ``RELEASE_EVERY`` seconds:
+        reading the feed is also what releases entries whose ``disabled_until`` has passed."""
         with self._updating:
+            state = self.store.feed_state()
+            if self.cursor >= 0 and state == self._state and time.monotonic() < self._full_by:
+                return 0
+            self._full_by = time.monotonic() + RELEASE_EVERY
             loaded = self._load() if self.cursor < 0 else 0
             banks = {bank.name: bank for bank in self.store.list_banks()}
             applied = 0
             while page := self.store.changes(since=self.cursor, limit=self.page):
                 with self._lock:
+                    self._epoch += 1
                     for change in page:
+                        self._hit_rows.pop(change.entry_id, None)
                         if change.op != "delete" and change.enabled:
                             self._add([change.entry_id], [change.signal], [change.value])
                         else:
@@ -111,7 +136,12 @@ class Matcher:
                 applied += len(page)
                 self._compact()
             with self._lock:
+                if banks != self._banks:  # renamed, say: cached rows name banks
+                    self._epoch += 1
+                    self._hit_rows.clear()
+                    self._radii = {}
                 self._banks = banks
+            self._state = state
             return loaded + applied
 
     def _load(self) -> int:
@@ -241,11 +271,33 @@ class Matcher:
         if not hits:
             return []
         out = []
-        for entry_id, bank, category, signal, value, enabled in self.store.hit_rows(list(hits)):
+        for entry_id, (bank, category, signal, value, enabled) in self._rows(hits).items():
             distance, label = hits[entry_id]
             if self._accepts(bank, signal, enabled, distance, wanted, threshold):
                 out.append(Match(bank, entry_id, category, signal, value, distance, label))
-        return sorted(out, key=lambda m: (m.distance, m.bank, m.entry_id))
+        if len(out) > 1:
+            out.sort(key=lambda m: (m.distance, m.bank, m.entry_id))
+        return out
+
+    def _rows(self, ids: Iterable[int]) -> dict[int, HitRow]:
+        """Details of hit entries, from the cache or the store (ids no longer stored are left out)."""
+        cached, found, missing = self._hit_rows, {}, []
+        for entry_id in ids:
+            row = cached.get(entry_id)
+            if row is None:
+                missing.append(entry_id)
+            else:
+                found[entry_id] = row
+        if missing:
+            epoch = self._epoch
+            read = {row[0]: row[1:] for row in self.store.hit_rows(missing)}
+            found.update(read)
+            with self._lock:
+                if epoch == self._epoch:  # no change replayed meanwhile that this read may have missed
+                    if len(cached) + len(read) > HIT_CACHE:
+                        cached.clear()
+                    cached.update(read)
+        return found
 
     def _threshold(self, bank: Bank | None, signal: str) -> int:
         if bank is not None and signal in bank.thresholds:
@@ -255,8 +307,15 @@ class Matcher:
     def _radius(self, signal: str, wanted: set[str] | None, threshold: int | None) -> int:
         if threshold is not None:
             return threshold
-        chosen = [b for name, b in self._banks.items() if wanted is None or name in wanted]
-        return max([self._threshold(b, signal) for b in chosen] + [self._threshold(None, signal)])
+        if wanted is None:  # every bank: the same answer until the banks change
+            radius = self._radii.get(signal)
+            if radius is None:
+                radius = self._radii[signal] = self._widest(signal, self._banks.values())
+            return radius
+        return self._widest(signal, [b for name, b in self._banks.items() if name in wanted])
+
+    def _widest(self, signal: str, banks: Iterable[Bank]) -> int:
+        return max([self._threshold(b, signal) for b in banks] + [self._threshold(None, signal)])
 
     def _accepts(
         self, bank_name: str, signal: str, enabled: bool, distance: int, wanted: set[str] | None, threshold: int | None

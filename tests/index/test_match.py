@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import io
 import random
+import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from typer.testing import Result
 
-from hashbank.matching import Matcher
+from hashbank.matching import RELEASE_EVERY, Matcher
 from hashbank.signals.compute import hash_file
 from hashbank.store import NewEntry, open_store
 from tests.conftest import json_lines
@@ -132,6 +134,14 @@ def test_matcher_follows_changes_made_elsewhere(store_url: str, photos: list[Pat
         matcher.catch_up()
         assert matcher.match(results[0]) == []
         theirs.update_entries("live", [hit.entry_id], enabled=True)
+        matcher.catch_up()
+        assert [m.entry_id for m in matcher.match(results[0])] == [hit.entry_id]
+
+        # a timed disable comes back once it has passed, though nothing else changes meanwhile
+        theirs.update_entries("live", [hit.entry_id], disabled_until=datetime.now() + timedelta(seconds=0.3))
+        matcher.catch_up()
+        assert matcher.match(results[0]) == []
+        time.sleep(0.3 + RELEASE_EVERY)
         matcher.catch_up()
         assert [m.entry_id for m in matcher.match(results[0])] == [hit.entry_id]
 

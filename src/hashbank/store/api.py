@@ -392,6 +392,14 @@ class Store:
                 query = query.where(changes.c.bank_id == self._feed_bank_id(conn, bank))
             return [_change(row) for row in conn.execute(query)]
 
+    def feed_state(self) -> tuple[Any, ...]:
+        """Something that differs whenever the change log or any bank has changed since it was read:
+        the newest seq and the banks' rows, by two small reads on this thread's own driver connection
+        (what a follower polling several times a second asks before reading the feed itself)."""
+        newest = self._readers.fetchall(f"SELECT max(seq) FROM {changes.name}", ())
+        rows = self._readers.fetchall(f"SELECT * FROM {banks.name} ORDER BY id", ())
+        return (newest[0][0], *map(tuple, rows))
+
     def last_seq(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.coalesce(func.max(changes.c.seq), 0))).scalar_one()

@@ -175,7 +175,7 @@ def match_batch(service: Service, principal: Principal, body: bytes) -> tuple[di
     """``POST /v1/match`` after the role check and readiness: the answer and the matches in it to log,
     or an HTTPException saying why not. Shared by the FastAPI route and the lane (``MatchLane``)."""
     try:
-        payload = json.loads(body)
+        payload = json.loads(body.decode())  # (bytes would be sniffed for UTF-16 and -32 first)
     except ValueError as exc:
         raise HTTPException(400, f"body is not valid JSON: {exc}") from None
     items = payload.get("items") if isinstance(payload, dict) else None
