@@ -102,6 +102,13 @@ def warm(server: LaneServer, keys: list[str]) -> None:
         httpx.post(f"{server.url}/v1/match", headers={"Authorization": f"Bearer {key}"}, json={"items": [{}]})
 
 
+def answered_200(server: LaneServer, admin_key: str) -> int:
+    """hashbank_requests_total for POST /v1/match answered 200, from the server's /metrics."""
+    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {admin_key}"}).text
+    line = 'hashbank_requests_total{route="/v1/match",method="POST",status="200"} '
+    return next((int(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line)), 0)
+
+
 def test_lane_answers_exactly_like_the_route(api: Api, lane_server: LaneServer) -> None:
     """Every role, a bank-scoped key, good and bad bodies: the lane gives the route's status and body."""
     admin = api.auth("admin")
@@ -114,7 +121,8 @@ def test_lane_answers_exactly_like_the_route(api: Api, lane_server: LaneServer) 
               b'{"items": [{"md5": "' + b"d" * 32 + b'"}], "banks": ["lane"], "threshold": 0}',
               b'{"items": [{"md5": "0"}], "banks": ["elsewhere"]}', b'{"items": [], "banks": 1}', b"{nope", b"",
               b'{"items": [{"md5": "0"}], "threshold": -1}', b'{"items": [{"md5": "0"}], "threshold": 500}',
-              b'{"items": [' + b'{"md5": "0"}, ' * 1001 + b"{}]}"]
+              b'{"items": [' + b'{"md5": "0"}, ' * 1001 + b"{}]}",
+              b'{"items": [{"md5": "' + b"0" * 32 + b'"}, {"pdq": "' + b"0" * 64 + b'"}]}']  # found nothing
     deadline = time.monotonic() + 10
     probe = post(api.keys["admin"], b'{"items": [{"md5": "' + b"d" * 32 + b'"}]}')
     warm(lane_server, keys)
@@ -125,9 +133,11 @@ def test_lane_answers_exactly_like_the_route(api: Api, lane_server: LaneServer) 
                 break
             assert time.monotonic() < deadline, "the entry never became matchable through the lane"
             time.sleep(0.02)
-        before = lane_server.lane.handled
+        before, counted = lane_server.lane.handled, answered_200(lane_server, api.keys["admin"])
         sock.sendall(b"".join(post(key, body) for key in keys for body in bodies))  # pipelined, too
         through_lane = [(status, json.loads(body)) for status, _, body in read_responses(sock, len(keys) * len(bodies))]
+    ok = sum(status == 200 for status, _ in through_lane)
+    assert answered_200(lane_server, api.keys["admin"]) - counted == ok, "lane answers missing from /metrics"
     through_route = [(r.status_code, r.json()) for key in keys for body in bodies
                      for r in [api.client.post("/v1/match", headers={"Authorization": f"Bearer {key}"}, content=body)]]
     assert through_lane == through_route

@@ -50,21 +50,35 @@ class RateLimiter:
         return 0.0
 
 
-def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The key from ``Authorization: Bearer``, ``Authorization: Basic`` (as password) or ``X-API-Key``."""
+def key_and_length(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, int | None]:
+    """The key from ``Authorization: Bearer``, ``Authorization: Basic`` (as password) or ``X-API-Key``,
+    and the Content-Length's value if there is a well-formed one: one pass over the headers, as every
+    request asks for both."""
+    key: str | None = None
+    length: int | None = None
+    seen_key = False
     for name, value in headers:
-        if name == b"authorization":
+        if name == b"content-length":
+            if length is None and value.isdigit():
+                length = int(value)
+        elif seen_key:
+            continue
+        elif name == b"authorization":
+            seen_key = True
             kind, _, rest = value.decode("latin-1").partition(" ")
             if kind.lower() == "bearer":
-                return rest.strip()
-            if kind.lower() == "basic":
+                key = rest.strip()
+            elif kind.lower() == "basic":
                 try:
-                    return base64.b64decode(rest.strip()).decode().partition(":")[2]
+                    key = base64.b64decode(rest.strip()).decode().partition(":")[2]
                 except ValueError:
-                    return None
+                    key = None
+            else:
+                seen_key = False
         elif name == b"x-api-key":
-            return value.decode("latin-1").strip()
-    return None
+            seen_key = True
+            key = value.decode("latin-1").strip()
+    return key, length
 
 
 class Admission:
@@ -74,31 +88,22 @@ class Admission:
     def __init__(self, keys: KeyRing, limiter: RateLimiter, metrics: Metrics, max_body: int) -> None:
         self.keys, self.limiter, self.metrics, self.max_body = keys, limiter, metrics, max_body
 
-    def known(self, headers: list[tuple[bytes, bytes]]) -> Principal | None:
+    def known(self, key: str | None) -> Principal | None:
         """The caller if its key was verified recently; None if there is no key or it needs checking."""
-        key = presented_key(headers)
         return self.keys.cached(key) if key else None
 
-    def limits(self, principal: Principal, headers: list[tuple[bytes, bytes]]) -> tuple[Any, ...] | None:
-        """None if an admitted caller's request may go on, else (status, reason[, headers]): rate, size."""
+    def limits(self, principal: Principal, length: int | None) -> tuple[Any, ...] | None:
+        """None if an admitted caller's request (of ``length`` bytes, if declared) may go on, else
+        (status, reason[, headers]): rate, size."""
         wait = self.limiter.wait_needed(principal.key_id, principal.rate_limit)
         if wait:
             self.metrics.count("rate_limited")
             return 429, f"rate limit for this key exceeded; retry in {wait:.2f} s", [
                 (b"retry-after", str(max(1, round(wait))).encode())
             ]
-        length = declared_length(headers)
         if length is not None and length > self.max_body:
             return 413, f"request body is {length} bytes, over the {self.max_body}-byte limit"
         return None
-
-
-def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The Content-Length header's value, if there is a well-formed one."""
-    for name, value in headers:
-        if name == b"content-length" and value.isdigit():
-            return int(value)
-    return None
 
 
 def refusal_body(detail: str) -> bytes:
@@ -161,17 +166,16 @@ class Guard:
         """None to let the request in, else (status, reason[, headers]) to refuse it."""
         if scope["path"] in PUBLIC:
             return None
-        headers = scope["headers"]
-        principal = self.admission.known(headers)
+        key, length = key_and_length(scope["headers"])
+        principal = self.admission.known(key)
         if principal is None:
-            key = presented_key(headers)
             if not key:
                 return 401, "an API key is required (Authorization: Bearer <key>)", CHALLENGE
             principal = await to_thread.run_sync(self.admission.keys.verify, key)
             if principal is None:
                 return 401, "the API key is not valid or was revoked", CHALLENGE
         scope.setdefault("state", {})["principal"] = principal
-        return self.admission.limits(principal, headers)
+        return self.admission.limits(principal, length)
 
     def _capped(self, receive: Receive) -> Receive:
         seen, limit = 0, self.admission.max_body

@@ -83,6 +83,8 @@ class KeyRing:
         self.engine = engine
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[bytes, Principal, float]] = {}
+        #: The same verified keys by fingerprint, for ``cached`` (every request's check).
+        self._verified: dict[bytes, tuple[Principal, float]] = {}
         #: key id -> (SHA-256 of the key, the stored hash it passed): when the cache entry expires the
         #: row is read again (revocation, role, banks) but the KDF is not paid again for the same key.
         self._passed: dict[str, tuple[bytes, str]] = {}
@@ -131,16 +133,16 @@ class KeyRing:
         with self._lock:
             self._cache.pop(key_id, None)
             self._passed.pop(key_id, None)
+            for fingerprint, (principal, _) in list(self._verified.items()):
+                if principal.key_id == key_id:
+                    del self._verified[fingerprint]
         return bool(done)
 
     def cached(self, key: str) -> Principal | None:
-        """The principal if this exact key was verified recently (no KDF, no database)."""
-        parts = split_key(key)
-        cached = self._cache.get(parts[0]) if parts else None
-        if cached and cached[2] > time.monotonic():
-            fingerprint = hashlib.sha256(key.strip().encode()).digest()
-            return cached[1] if hmac.compare_digest(cached[0], fingerprint) else None
-        return None
+        """The principal if this exact key was verified recently (no KDF, no database): looked up by
+        the key's SHA-256, which only a holder of the key can present."""
+        cached = self._verified.get(hashlib.sha256(key.strip().encode()).digest())
+        return cached[0] if cached and cached[1] > time.monotonic() else None
 
     def verify(self, key: str) -> Principal | None:
         """The principal for a valid, unrevoked key; None otherwise. Concurrent calls for one key id
@@ -170,4 +172,6 @@ class KeyRing:
         principal = Principal(key_id, row.role, frozenset(row.banks) if row.banks else None, row.rate_limit)
         with self._lock:
             self._cache[key_id] = (fingerprint, principal, now + self.cache_seconds)
+            self._verified = {f: v for f, v in self._verified.items() if v[1] > now}  # drop the expired
+            self._verified[fingerprint] = (principal, now + self.cache_seconds)
         return principal

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -38,6 +39,9 @@ class Lane(Protocol):
 
     def handle(self, ticket: Any, headers: list[Header], body: bytes, respond: Respond) -> None:
         """Answer through ``respond``, now or later (once, from the event loop)."""
+
+    def answered(self, status: int, seconds: float) -> None:
+        """Count the answer (request metrics), ``seconds`` after the request's headers came in."""
 
 
 def lanes_of(app: Any) -> dict[bytes, Lane]:
@@ -67,6 +71,7 @@ class LaneCycle:
         self, protocol: LaneProtocol, lane: Lane, ticket: Any, headers: list[Header], keep_alive: bool
     ) -> None:
         self.protocol, self.lane, self.ticket, self.headers = protocol, lane, ticket, headers
+        self.started = time.perf_counter()
         self.keep_alive = keep_alive
         self.body = bytearray()
         self.more_body = True
@@ -97,6 +102,7 @@ class LaneCycle:
         if self.response_complete:
             return
         self.response_complete = True
+        self.lane.answered(status, time.perf_counter() - self.started)
         protocol = self.protocol
         if self.disconnected or protocol.transport.is_closing():
             return

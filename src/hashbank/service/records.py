@@ -154,9 +154,10 @@ def _audit_row(
     target: str | None = None,
     status: int = 200,
     detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
     actor, role = (who.key_id, who.role) if isinstance(who, Principal) else (who, None)
-    return {"at": now(), "actor": actor, "role": role, "action": action, "bank": bank, "target": target,
+    return {"at": at or now(), "actor": actor, "role": role, "action": action, "bank": bank, "target": target,
             "status": status, "detail": detail}
 
 
@@ -260,10 +261,10 @@ class Recorder:
         if it fails or takes over ``timeout``)."""
         await asyncio.shield(self.committed(who, action, **fields))  # one request giving up fails no other
 
-    def matched(self, who: Principal, matches: list[dict[str, Any]]) -> None:
+    def matched(self, who: Principal, matches: list[dict[str, Any]], at: datetime | None = None) -> None:
         """Log each match (the review queue is the match log's open rows); call before the request's
         ``audit``, which then waits for these rows too."""
-        at = now()
+        at = at or now()
         rows = [
             {
                 "at": at,

@@ -12,9 +12,10 @@ from fastapi.responses import Response
 
 from hashbank.service.app import Service, service_of
 from hashbank.service.auth import require, scoped_banks
-from hashbank.service.guard import Admission, declared_length, refusal_body
+from hashbank.service.guard import Admission, key_and_length, refusal_body
 from hashbank.service.keys import Principal
 from hashbank.service.lane import Respond
+from hashbank.service.records import now
 from hashbank.service.uploads import read_upload, upload_of
 from hashbank.signals.compute import HashResult, resolve_signals
 
@@ -112,10 +113,11 @@ def _ready(service: Service) -> None:
 def _committed(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> Any:
     """Queue the match log rows, then the audit row; the future is done once both are committed (no
     answer leaves unaudited). Shared with other requests of the batch: shield it to await it."""
+    at = now()
     if found:
-        service.records.matched(principal, found)
+        service.records.matched(principal, found, at)
         service.metrics.count("matches", len(found))
-    return service.records.committed(principal, "match", detail={"items": items, "matches": len(found)})
+    return service.records.committed(principal, "match", detail={"items": items, "matches": len(found)}, at=at)
 
 
 async def _record(service: Service, principal: Principal, found: list[dict[str, Any]], items: int) -> None:
@@ -217,25 +219,29 @@ class _Lane:
 
     method: bytes = b"POST"
     path: bytes
+    route: str  # the route's template in the request metrics, as the Guard counts it
 
     def __init__(self, service: Service, admission: Admission) -> None:
         self.service, self.admission = service, admission
         #: Requests answered here (the rest of the app never sees them); read by the tests.
         self.handled = 0
 
-    def admit(self, headers: list[tuple[bytes, bytes]]) -> Principal | None:
-        length = declared_length(headers)
+    def admit(self, headers: list[tuple[bytes, bytes]]) -> tuple[Principal, int | None] | None:
+        """(caller, declared length) if the lane takes the request."""
+        key, length = key_and_length(headers)
         if length is not None and length > self.admission.max_body:
             return None  # the Guard refuses it before reading it
-        principal = self.admission.known(headers)
-        return principal if principal is not None and principal.can("match") else None
+        principal = self.admission.known(key)
+        return (principal, length) if principal is not None and principal.can("match") else None
 
-    def handle(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
+    def handle(self, ticket: tuple[Principal, int | None], headers: list[tuple[bytes, bytes]], body: bytes,
+               respond: Respond) -> None:
         """Answer through ``respond(status, body, headers)``: now for a refusal, else once the audit
         row is committed."""
         self.handled += 1
+        principal, length = ticket
         try:
-            refusal = self.admission.limits(principal, headers)
+            refusal = self.admission.limits(principal, length)
             if refusal:
                 status, detail, *extra = refusal
                 respond(status, refusal_body(detail), *extra)
@@ -247,9 +253,12 @@ class _Lane:
     def serve(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
         raise NotImplementedError
 
+    def answered(self, status: int, seconds: float) -> None:
+        self.service.metrics.observe(self.route, "POST", status, seconds)
+
     def answer(self, principal: Principal, answer: dict[str, Any], found: list[dict[str, Any]], items: int,
                respond: Respond) -> None:
-        encoded = json.dumps(answer, separators=(",", ":")).encode()
+        encoded = _encoded(answer, found)
         committed = _committed(self.service, principal, found, items)
         committed.add_done_callback(lambda done: respond(*_after_audit(done, encoded)))
 
@@ -258,6 +267,7 @@ class MatchLane(_Lane):
     """``POST /v1/match`` (the ``match_fingerprints`` route) as a lane."""
 
     path = b"/v1/match"
+    route = "/v1/match"
 
     def serve(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
         _ready(self.service)
@@ -270,6 +280,7 @@ class MatchFileLane(_Lane):
     the upload is hashed on the service's hashing threads, then matched on the event loop."""
 
     path = b"/v1/match/file"
+    route = "/v1/match/file"
 
     def serve(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
         chosen = scoped_banks(principal, None)
@@ -291,6 +302,17 @@ class MatchFileLane(_Lane):
             respond(500, refusal_body("internal error"), [(b"connection", b"close")])
             return
         self.answer(principal, answer, found, 1, respond)
+
+
+_NOTHING_FOUND = b'{"matches":[]}'
+
+
+def _encoded(answer: dict[str, Any], found: list[dict[str, Any]]) -> bytes:
+    """The answer as JSON; most lookups find nothing, and that answer is known in advance."""
+    results = answer.get("results")
+    if not found and results is not None and all(r == {"matches": []} for r in results):
+        return b'{"results":[' + b",".join([_NOTHING_FOUND] * len(results)) + b"]}"
+    return json.dumps(answer, separators=(",", ":")).encode()
 
 
 def _after_audit(done: Any, answer: bytes) -> tuple[int, bytes]:
