@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -130,6 +131,9 @@ class LaneCycle:
 class LaneProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with the app's lanes taken before ASGI."""
 
+    #: Called once the connection is gone (the dispatcher counts each worker's connections).
+    on_lost: Callable[[], None] | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lanes = lanes_of(self.app)
@@ -137,6 +141,11 @@ class LaneProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.client_text = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost()
 
     def on_headers_complete(self) -> None:
         lane = self.lanes.get(self.url) if self.lanes else None

@@ -1,9 +1,5 @@
-"""`hashbank serve`: uvicorn workers that each own a SO_REUSEPORT listening socket.
-
-Why not uvicorn's own ``--workers``: its workers share one listening socket, and whichever worker
-is awake accepts; with keep-alive clients (every platform's upload pipeline) one worker ends up
-holding nearly every connection while the other idles (31 of 32 in the service benchmark). With a
-socket per worker bound to the same port, the kernel spreads new connections across workers.
+"""`hashbank serve`: a parent process that accepts connections and hands each to one of N uvicorn
+workers (``dispatch.py`` says why and how), and replaces a worker that dies.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ import multiprocessing
 import signal
 import socket
 import sys
-import time
 from typing import Any
 
 APP = "hashbank.service.app:create_app"
@@ -37,43 +32,45 @@ def _options(access_log: bool) -> dict[str, Any]:
             "server_header": False, "http": LaneProtocol}
 
 
-def _listen(host: str, port: int, *, share: bool = True) -> socket.socket:
+def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if share:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     return sock
 
 
-def _worker(host: str, port: int, access_log: bool) -> None:
+def _worker(channel: socket.socket, access_log: bool) -> None:
     import uvicorn
 
-    sock = _listen(host, port)
-    uvicorn.Server(uvicorn.Config(APP, **_options(access_log))).run(sockets=[sock])
+    from hashbank.service.dispatch import HandedServer
+
+    HandedServer(uvicorn.Config(APP, **_options(access_log)), channel).run()
 
 
 def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the API until SIGINT/SIGTERM; a worker that dies is replaced."""
     import uvicorn
 
-    if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(APP, host=host, port=port, workers=workers, **_options(access_log))
+    from hashbank.service.dispatch import Dispatcher
+
+    if workers == 1:
+        uvicorn.run(APP, host=host, port=port, **_options(access_log))
         return
-    # Fail here, once, if anything listens on the port already: bound without SO_REUSEPORT, so an
-    # earlier server still running is refused rather than silently sharing the traffic.
     try:
-        _listen(host, port, share=False).close()
+        listener = _listen(host, port)
     except OSError as exc:
         raise SystemExit(f"hashbank serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    dispatcher = Dispatcher(listener, workers)
     context = multiprocessing.get_context("spawn")
     stopping = False
 
-    def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(host, port, access_log), name="hashbank-worker")
+    def start(slot: int) -> multiprocessing.process.BaseProcess:
+        channel = dispatcher.attach(slot)
+        process = context.Process(target=_worker, args=(channel, access_log), name="hashbank-worker")
         process.start()
+        channel.close()  # the worker has its own copy
         return process
 
     def stop(_signum: int, _frame: object) -> None:
@@ -82,17 +79,18 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    processes = [start() for _ in range(workers)]
-    print(f"hashbank: {workers} workers on http://{host}:{port} (one SO_REUSEPORT socket each)", file=sys.stderr)
+    processes = [start(slot) for slot in range(workers)]
+    print(f"hashbank: {workers} workers on http://{host}:{port}", file=sys.stderr)
     try:
         while not stopping:
-            time.sleep(0.25)
-            for i, process in enumerate(processes):
+            dispatcher.poll(0.25)
+            for slot, process in enumerate(processes):
                 if not process.is_alive() and not stopping:
                     print(f"hashbank: worker {process.pid} exited ({process.exitcode}); starting another",
                           file=sys.stderr)
-                    processes[i] = start()
+                    processes[slot] = start(slot)
     finally:
+        dispatcher.close()
         for process in processes:
             if process.is_alive() and process.pid:
                 with contextlib.suppress(ProcessLookupError):

@@ -1,0 +1,136 @@
+"""`hashbank serve --workers 2` spreads keep-alive connections evenly over its workers, follows
+closes, and keeps serving through a worker's death (a real server, connections counted in /proc)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REQUEST = b"GET /readyz HTTP/1.1\r\nhost: test\r\n\r\n"
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def established(port: int) -> dict[int, str]:
+    """The server's established connections on ``port``: client's port -> socket inode."""
+    out = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            out[int(fields[2].split(":")[1], 16)] = fields[9]
+    return out
+
+
+def owners(server_pid: int, port: int) -> dict[int, int]:
+    """Worker pid -> connections it holds on ``port`` (established TCP sockets among its descriptors)."""
+    inodes = set(established(port).values())
+    held: Counter[int] = Counter()
+    for pid in children(server_pid):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                match = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+                if match and match.group(1) in inodes:
+                    held[pid] += 1
+        except FileNotFoundError:  # exited meanwhile
+            continue
+    return dict(held)
+
+
+def connect(port: int, n: int) -> list[socket.socket]:
+    """``n`` keep-alive connections, each answered once (so a worker holds it; a worker still loading
+    its index answers 503)."""
+    conns = []
+    for _ in range(n):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn.sendall(REQUEST)
+        assert re.match(rb"HTTP/1.1 (200|503) ", conn.recv(65536)), "readyz not answered"
+        conns.append(conn)
+    return conns
+
+
+def settled(server_pid: int, port: int, expected: int) -> dict[int, int]:
+    """The owners once ``expected`` connections are held (closes take a moment to reach the workers)."""
+    deadline = time.monotonic() + 5
+    while True:
+        held = owners(server_pid, port)
+        if sum(held.values()) == expected or time.monotonic() > deadline:
+            return held
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def server(serve):  # type: ignore[no-untyped-def]
+    return serve(workers=2)
+
+
+def test_connections_are_spread_evenly_and_closes_are_followed(server) -> None:  # type: ignore[no-untyped-def]
+    port, pid = int(server.url.rsplit(":", 1)[1]), server.process.pid
+    conns = connect(port, 32)
+    held = settled(pid, port, 32)
+    assert sorted(held.values()) == [16, 16], held
+    # Close 12 of one worker's connections: the next 12 all go to it, as it now holds the fewest.
+    busy = next(iter(held))
+    mine = [c for c in conns if _holder(pid, port, c) == busy][:12]
+    for conn in mine:
+        conns.remove(conn)
+        conn.close()
+    assert sorted(settled(pid, port, 20).values()) == [4, 16]
+    time.sleep(0.2)  # the workers' close reports reach the parent
+    conns += connect(port, 12)
+    assert sorted(settled(pid, port, 32).values()) == [16, 16]
+    for conn in conns:
+        conn.close()
+
+
+def test_a_killed_worker_is_replaced_and_the_other_keeps_serving(server) -> None:  # type: ignore[no-untyped-def]
+    port, pid = int(server.url.rsplit(":", 1)[1]), server.process.pid
+    conns = connect(port, 8)
+    held = settled(pid, port, 8)
+    victim, survivor = sorted(held)
+    os.kill(victim, signal.SIGKILL)
+    # A connection handed to it in the instant it dies is lost with it (as with any crash): wait until
+    # the server has reaped it (all its threads gone, so its descriptors are closed).
+    while victim in children(pid):
+        time.sleep(0.01)
+    # Meanwhile every new connection is served (by the survivor, then also by the replacement).
+    deadline = time.monotonic() + 60
+    while True:
+        conns += connect(port, 2)
+        replacement = [p for p in owners(pid, port) if p not in (victim, survivor)]
+        if replacement or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert replacement, "the killed worker was not replaced"
+    # The survivor holds 4 + what came while the replacement started; the replacement now takes the
+    # new connections until it holds as many.
+    before = owners(pid, port)
+    more = before[survivor] - before[replacement[0]]
+    conns += connect(port, more)
+    after = settled(pid, port, sum(before.values()) + more)
+    assert after[replacement[0]] == after[survivor], after
+    for conn in conns:
+        conn.close()
+
+
+def _holder(server_pid: int, port: int, conn: socket.socket) -> int:
+    """The worker holding the server's end of ``conn`` (its local port is the server's peer port)."""
+    peer = conn.getsockname()[1]
+    inode = established(port)[peer]
+    for pid in children(server_pid):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+            except FileNotFoundError:
+                continue
+    raise AssertionError(f"no worker holds the connection from port {peer}")
+
