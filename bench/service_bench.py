@@ -112,8 +112,9 @@ class _Client(asyncio.Protocol):
         else:
             self._write(due)
 
-    def _write(self, t0: float) -> None:
-        self.t0 = t0
+    def _write(self, due: float) -> None:
+        # uvloop's timers tick in milliseconds and may fire a little early: then it counts from the send.
+        self.t0 = min(due, time.perf_counter())
         if self.t0 >= self.stop:
             self._finish()
             return
@@ -147,7 +148,7 @@ class _Client(asyncio.Protocol):
         if error is not None:
             self.errors.append(error)  # counted in the warm-up too
         if self.t0 >= self.start:
-            self.lat.append(took if error is None else -took)  # negative: answered, but not a success
+            self.lat.append(took if error is None else -1.0)  # -1: answered, but not a success
         self._send()
 
     def _fail(self, reason: str) -> None:
@@ -204,7 +205,7 @@ def drive(
     elapsed = uvloop.run(main())
     usage = resource.getrusage(resource.RUSAGE_SELF)
     answered, ok = len(lat), sum(x >= 0 for x in lat)
-    lat = sorted(abs(x) for x in lat)
+    lat = sorted(x for x in lat if x >= 0)
     out.put({"requests": answered, "ok": ok, "seconds": elapsed, "errors": len(errors),
              "first_error": errors[:1],
              "p50": lat[len(lat) // 2] if lat else 0, "p99": lat[int(len(lat) * 0.99)] if lat else 0,
