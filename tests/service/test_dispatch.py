@@ -1,8 +1,10 @@
 """`hashbank serve --workers 2` spreads keep-alive connections evenly over its workers, follows
-closes, and keeps serving through a worker's death (a real server, connections counted in /proc)."""
+closes, keeps serving through a worker's death, and what one worker adds the other matches within a
+second (a real server; which worker holds a connection is read from /proc)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -12,6 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from hashbank.service.keys import KeyRing
+from hashbank.signals.compute import hash_file
+from hashbank.store import open_store
 
 REQUEST = b"GET /readyz HTTP/1.1\r\nhost: test\r\n\r\n"
 
@@ -52,7 +58,7 @@ def connect(port: int, n: int) -> list[socket.socket]:
     for _ in range(n):
         conn = socket.create_connection(("127.0.0.1", port), timeout=10)
         conn.sendall(REQUEST)
-        assert re.match(rb"HTTP/1.1 (200|503) ", conn.recv(65536)), "readyz not answered"
+        assert answer(conn)[0] in (200, 503), "readyz not answered"
         conns.append(conn)
     return conns
 
@@ -65,6 +71,27 @@ def settled(server_pid: int, port: int, expected: int) -> dict[int, int]:
         if sum(held.values()) == expected or time.monotonic() > deadline:
             return held
         time.sleep(0.05)
+
+
+def call(conn: socket.socket, method: str, path: str, key: str, body: bytes = b"",
+         content_type: str = "application/json") -> tuple[int, bytes]:
+    """One HTTP/1.1 request on a kept-alive connection: (status, body)."""
+    head = (f"{method} {path} HTTP/1.1\r\nhost: test\r\nx-api-key: {key}\r\ncontent-type: {content_type}\r\n"
+            f"content-length: {len(body)}\r\n\r\n")
+    conn.sendall(head.encode() + body)
+    return answer(conn)
+
+
+def answer(conn: socket.socket) -> tuple[int, bytes]:
+    """The next whole response on ``conn``: (status, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head_bytes, rest = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"content-length: (\d+)", head_bytes, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        rest += conn.recv(65536)
+    return int(head_bytes[9:12]), rest
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +161,38 @@ def _holder(server_pid: int, port: int, conn: socket.socket) -> int:
                 continue
     raise AssertionError(f"no worker holds the connection from port {peer}")
 
+
+
+def test_an_add_through_one_worker_is_matched_through_the_other(server, db_url: str, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two connections held by the two workers of one server: what one adds, the other matches within 1 s."""
+    port, pid = int(server.url.rsplit(":", 1)[1]), server.process.pid
+    with open_store(db_url) as store:
+        store.create_bank("spread")
+        ring = KeyRing(store.engine)
+        curator, matcher = ring.create("curator", ["spread"])[1], ring.create("matcher")[1]
+    a, b = connect(port, 2)
+    assert _holder(pid, port, a) != _holder(pid, port, b)
+    photos = sorted((shared_data / "imagenet-sample-1000" / "images").glob("*.JPEG"))[:2]
+
+    def seconds_until_matched(conn: socket.socket, sha256: str) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < 5:
+            query = json.dumps({"items": [{"sha256": sha256}]}).encode()
+            status, body = call(conn, "POST", "/v1/match", matcher, query)
+            assert status == 200, body
+            if json.loads(body)["results"][0]["matches"]:
+                return time.monotonic() - start
+            time.sleep(0.02)
+        return float("inf")
+
+    upload = photos[0].read_bytes()
+    status, body = call(a, "POST", "/v1/banks/spread/content", curator, upload, "application/octet-stream")
+    assert status in (200, 201), body
+    assert seconds_until_matched(b, json.loads(body)["signals"]["sha256"]) <= 1.0
+    value = hash_file(photos[1]).sha256
+    entries = json.dumps({"entries": [{"signal": "sha256", "value": value}]}).encode()
+    status, body = call(b, "POST", "/v1/banks/spread/entries", curator, entries)
+    assert status in (200, 201), body
+    assert seconds_until_matched(a, value) <= 1.0
+    a.close()
+    b.close()
