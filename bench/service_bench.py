@@ -14,10 +14,11 @@ rates (open loop: the latency at that load). It prints requests/s, p50/p99 laten
 against the bars: lookup >= 3,000/s and image >= 300/s (closed loop); p99 <= 50 ms at 32 clients
 sending at those rates (paced); no errors anywhere. Why p99 is taken paced: with 32 clients each
 waiting for its answer, the mean latency is 32 / throughput whatever the server does (Little's
-law), so a closed-loop p99 of 50 ms needs ~1,000 images/s (p99 runs ~1.5x the mean): all that two
-cores can hash with nothing else running (~1.5 ms of CPU an image: JPEG decode, PDQ, three
-digests), the load generator and the HTTP server included. The closed-loop p50/p99 are printed too. The ceiling it is compared with: the same lookups done
-directly through the Matcher in this process (no HTTP).
+law), so a closed-loop p99 of 50 ms needs ~1,000 images/s (p99 runs ~1.5x the mean), which is all
+two cores can hash with nothing else running (~1.5 ms of CPU an image: JPEG decode, PDQ, three
+digests); here they also run the HTTP server and the load generator. The closed-loop p50/p99 are
+printed too. The ceiling it is compared with: the same lookups done directly through the Matcher in
+this process (no HTTP).
 
     python bench/service_bench.py [--entries 10000000] [--seconds 10] [--clients 32] [--dir DIR]
 """
