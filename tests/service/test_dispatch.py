@@ -196,3 +196,16 @@ def test_an_add_through_one_worker_is_matched_through_the_other(server, db_url: 
     assert seconds_until_matched(a, value) <= 1.0
     a.close()
     b.close()
+
+
+def test_workers_stop_when_the_server_process_is_killed(serve) -> None:  # type: ignore[no-untyped-def]
+    """No orphans: a worker whose parent is gone (SIGKILL, no chance to stop them) finishes and exits."""
+    server = serve(workers=2)
+    workers = children(server.process.pid)
+    assert len(workers) >= 2
+    server.process.kill()
+    server.process.wait()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "workers outlived the server"
