@@ -36,19 +36,24 @@ def established(port: int) -> dict[int, str]:
     return out
 
 
-def owners(server_pid: int, port: int) -> dict[int, int]:
-    """Worker pid -> connections it holds on ``port`` (established TCP sockets among its descriptors)."""
+def holders(server_pid: int, port: int) -> dict[str, int]:
+    """Socket inode -> the worker pid holding it, for the server's established connections on ``port``."""
     inodes = set(established(port).values())
-    held: Counter[int] = Counter()
+    held = {}
     for pid in children(server_pid):
         try:
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 match = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
                 if match and match.group(1) in inodes:
-                    held[pid] += 1
+                    held[match.group(1)] = pid
         except FileNotFoundError:  # exited meanwhile
             continue
-    return dict(held)
+    return held
+
+
+def owners(server_pid: int, port: int) -> dict[int, int]:
+    """Worker pid -> connections it holds on ``port``."""
+    return dict(Counter(holders(server_pid, port).values()))
 
 
 def connect(port: int, n: int) -> list[socket.socket]:
@@ -151,16 +156,9 @@ def test_a_killed_worker_is_replaced_and_the_other_keeps_serving(server) -> None
 def _holder(server_pid: int, port: int, conn: socket.socket) -> int:
     """The worker holding the server's end of ``conn`` (its local port is the server's peer port)."""
     peer = conn.getsockname()[1]
-    inode = established(port)[peer]
-    for pid in children(server_pid):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return pid
-            except FileNotFoundError:
-                continue
-    raise AssertionError(f"no worker holds the connection from port {peer}")
-
+    pid = holders(server_pid, port).get(established(port)[peer])
+    assert pid is not None, f"no worker holds the connection from port {peer}"
+    return pid
 
 
 def test_an_add_through_one_worker_is_matched_through_the_other(server, db_url: str, shared_data: Path) -> None:  # type: ignore[no-untyped-def]

@@ -53,11 +53,11 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the API until SIGINT/SIGTERM; a worker that dies is replaced."""
     import uvicorn
 
-    from hashbank.service.dispatch import Dispatcher
-
     if workers == 1:
         uvicorn.run(APP, host=host, port=port, **_options(access_log))
         return
+    from hashbank.service.dispatch import Dispatcher
+
     try:
         listener = _listen(host, port)
     except OSError as exc:

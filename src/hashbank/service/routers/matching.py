@@ -219,10 +219,11 @@ class _Lane:
 
     method: bytes = b"POST"
     path: bytes
-    route: str  # the route's template in the request metrics, as the Guard counts it
 
     def __init__(self, service: Service, admission: Admission) -> None:
         self.service, self.admission = service, admission
+        #: The route's template in the request metrics, as the Guard counts it (these have no parameters).
+        self.route = self.path.decode()
         #: Requests answered here (the rest of the app never sees them); read by the tests.
         self.handled = 0
 
@@ -267,7 +268,6 @@ class MatchLane(_Lane):
     """``POST /v1/match`` (the ``match_fingerprints`` route) as a lane."""
 
     path = b"/v1/match"
-    route = "/v1/match"
 
     def serve(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
         _ready(self.service)
@@ -280,7 +280,6 @@ class MatchFileLane(_Lane):
     the upload is hashed on the service's hashing threads, then matched on the event loop."""
 
     path = b"/v1/match/file"
-    route = "/v1/match/file"
 
     def serve(self, principal: Principal, headers: list[tuple[bytes, bytes]], body: bytes, respond: Respond) -> None:
         chosen = scoped_banks(principal, None)
